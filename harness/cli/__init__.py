@@ -1,0 +1,63 @@
+"""The `ampbench` command line.
+
+Each command group lives in its own module; this one assembles them and
+turns every deliberate error (`AmpbenchError`) into one line on stderr and
+exit code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from harness.cli import run as run_cmds
+from harness.errors import AmpbenchError
+
+app = typer.Typer(
+    name="ampbench",
+    help="Measure exchange amplification: provider-visible exchanges, model calls, tool calls and tokens per request.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+app.command("run")(run_cmds.run)
+app.command("report")(run_cmds.report)
+app.command("demo")(run_cmds.demo)
+
+
+def _mount_groups() -> None:
+    # Command groups built in their own modules.
+    import importlib
+
+    for module_name, attr, kind, name, help_text in (
+        ("sim", "app", "group", "sim", "The built-in simulated provider (a real HTTP server on loopback)."),
+        ("cassettes", "app", "group", "cassettes", "List and check recorded cassettes."),
+        ("ingest", "ingest_command", "command", "ingest", None),
+        ("analysis", "compare_command", "command", "compare", None),
+        ("analysis", "project_command", "command", "project", None),
+    ):
+        try:
+            module = importlib.import_module(f"harness.cli.{module_name}")
+        except ImportError as exc:  # pragma: no cover - during development only
+            if exc.name != f"harness.cli.{module_name}":
+                raise
+            continue
+        if kind == "group":
+            app.add_typer(getattr(module, attr), name=name, help=help_text)
+        else:
+            app.command(name)(getattr(module, attr))
+
+
+_mount_groups()
+
+
+def main() -> None:
+    try:
+        # Standalone mode: click reports usage errors itself (exit 2) and
+        # everything else propagates here.
+        app()
+    except AmpbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,239 @@
+"""What every model client shares: the HTTP stack, retries and error mapping.
+
+A provider client implements one method, `_send`, which makes exactly one
+HTTP attempt through its SDK. `generate` wraps it in the harness's own
+retry policy (the SDKs run with `max_retries=0`), so every attempt passes
+through the ledger and is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx2
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from harness import context, ledger
+from harness.conversation import GenerateOptions, Message, ModelTurn, ToolSpec
+from harness.errors import CassetteMiss, ProviderError
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed `provider:model` string."""
+
+    spec: str
+    """What the user typed, e.g. `anthropic:claude-sonnet-4-5`; also the model's label in results."""
+    provider: str
+    """Provider name from the registry (`anthropic`, `openai`, `deepseek`, `sim`, ...)."""
+    model: str
+    """The model name sent to the provider."""
+    wire: str
+    """Wire format: `anthropic`, `openai-chat` or `openai-responses`."""
+    base_url: str | None = None
+    """Base URL of the API; None lets the SDK use its default (or its *_BASE_URL variable)."""
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    """The key itself. Never written anywhere; `repr` hides it."""
+    simulated: bool = False
+    """True for the built-in simulator: every output labels such a model as simulated."""
+    empty_content_for_tool_calls: bool = False
+    """Send `content: ""` instead of null beside tool calls (llama.cpp and some other servers reject null)."""
+
+
+@dataclass
+class ClientSettings:
+    """How clients talk HTTP; the runner builds one per run."""
+
+    sink: ledger.LedgerSink
+    """Receives one ledger row per HTTP attempt."""
+    max_attempts: int = 4
+    """Attempts per model call, the first one included."""
+    timeout_s: float = 120.0
+    """Per-attempt HTTP timeout."""
+    retry_wait_scale: float = 1.0
+    """Multiplier on every retry wait; 0 in replay, where waiting proves nothing."""
+    max_wait_s: float = 60.0
+    """Longest single wait between attempts, retry-after included."""
+    inner_transport: Callable[[], httpx2.AsyncBaseTransport] | None = None
+    """Factory of the transport below the ledger (cassettes plug in here); default: the network."""
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `retry-after` (seconds only; dates are ignored)."""
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            continue
+    return None
+
+
+def map_sdk_error(exc: BaseException) -> ProviderError | None:
+    """Turn an anthropic/openai SDK exception into a ProviderError (None if it is not one)."""
+    import anthropic
+    import openai
+
+    status_errors = (anthropic.APIStatusError, openai.APIStatusError)
+    transport_errors = (
+        anthropic.APITimeoutError,
+        openai.APITimeoutError,
+        anthropic.APIConnectionError,
+        openai.APIConnectionError,
+    )
+    if isinstance(exc, status_errors):
+        status = exc.status_code
+        return ProviderError(
+            f"HTTP {status}: {_short(exc)}",
+            status=status,
+            retryable=status in RETRYABLE_STATUSES,
+            retry_after=retry_after_seconds(exc.response.headers),
+        )
+    if isinstance(exc, transport_errors):
+        return ProviderError(f"{type(exc).__name__}: {_short(exc)}", retryable=True)
+    if isinstance(exc, httpx2.TransportError):
+        return ProviderError(f"{type(exc).__name__}: {_short(exc)}", retryable=True)
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+class BaseClient:
+    """A model client: `generate` one turn, with the harness's retries around `_send`."""
+
+    wire: ClassVar[str]
+
+    def __init__(self, spec: ModelSpec, settings: ClientSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self._http: httpx2.AsyncClient | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spec.spec
+
+    def http_client(self) -> httpx2.AsyncClient:
+        """The SDK's HTTP client: the ledger transport over the network (or a cassette)."""
+        if self._http is None:
+            inner = (
+                self.settings.inner_transport()
+                if self.settings.inner_transport
+                else httpx2.AsyncHTTPTransport()
+            )
+            self._http = httpx2.AsyncClient(
+                transport=ledger.CountingTransport(inner, self.settings.sink),
+                timeout=httpx2.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
+            )
+        return self._http
+
+    async def generate(
+        self,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        options: GenerateOptions,
+    ) -> ModelTurn:
+        """One model call: as many HTTP attempts as the retry policy allows."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, ProviderError) and e.retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt, context.bind(attempt=attempt.retry_state.attempt_number):
+                # Tell the provider the true retry count (the SDK's own header, which
+                # would say 0 since the SDK never retries), and which repeat this is:
+                # the simulator varies its answers by repeat, as sampling would.
+                headers = {
+                    "x-stainless-retry-count": str(attempt.retry_state.attempt_number - 1),
+                    "x-ampbench-repeat": str(context.current().repeat),
+                }
+                return await self._send(system, messages, tools, options, headers)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        suggested = exc.retry_after if isinstance(exc, ProviderError) else None
+        backoff = min(self.settings.max_wait_s, 0.5 * 2 ** (retry_state.attempt_number - 1))
+        wait = min(self.settings.max_wait_s, suggested) if suggested is not None else backoff
+        return wait * self.settings.retry_wait_scale
+
+    async def _send(
+        self,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        options: GenerateOptions,
+        headers: dict[str, str],
+    ) -> ModelTurn:
+        """Make exactly one HTTP attempt and return the parsed turn. Providers implement this."""
+        raise NotImplementedError
+
+    async def _exchange(self, call: Callable[[], Awaitable[Any]]) -> ModelTurn:
+        """Run one SDK call made `with_raw_response`; return the turn the ledger parsed.
+
+        SDK errors are mapped to ProviderError here, in one place for all providers.
+        """
+        with ledger.capture() as slot:
+            try:
+                raw = await call()
+                await raw.http_response.aread()
+                await raw.http_response.aclose()
+            except ProviderError:
+                raise
+            except Exception as exc:
+                if isinstance(exc.__cause__, CassetteMiss):
+                    # The SDK wraps transport exceptions; a miss must not be retried.
+                    raise ProviderError(str(exc.__cause__)) from exc
+                mapped = map_sdk_error(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
+        turn = slot.turn
+        if slot.exchange is not None and slot.exchange.error:
+            # A 200 whose stream broke, or an error event inside the stream.
+            raise ProviderError(
+                slot.exchange.error,
+                status=slot.exchange.status,
+                retryable=_retryable_text(slot.exchange.error),
+            )
+        if turn is None:
+            raise ProviderError(
+                "empty response body", status=slot.exchange.status if slot.exchange else None, retryable=True
+            )
+        return turn
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def _retryable_text(error: str) -> bool:
+    lowered = error.lower()
+    return any(
+        word in lowered
+        for word in (
+            "overloaded",
+            "rate_limit",
+            "timeout",
+            "incomplete",
+            "protocol",
+            "server_error",
+            "api_error",
+            "readerror",
+            "remoteprotocol",
+        )
+    )

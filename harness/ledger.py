@@ -1,0 +1,290 @@
+"""The ledger: one row per HTTP attempt, counted at the transport.
+
+`CountingTransport` wraps whatever transport sits below it (live network,
+cassette replay, the simulator) and records every attempt the SDK makes:
+successes, error statuses, timeouts and dropped connections alike. It is the
+only place in ampbench that counts exchanges; everything else reads its rows.
+
+A response body is parsed once, here, by the provider's parser; the client
+that made the call picks the parsed turn up from `capture()` instead of
+parsing the body a second time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import httpx2
+
+from harness import context
+from harness.clients.parsers import parse_exchange
+from harness.conversation import ModelTurn
+from harness.errors import AmpbenchError
+
+# Response headers worth keeping: they explain retries and rate limits.
+_KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id")
+SIMULATED_HEADER = "x-ampbench-simulated"
+
+
+@dataclass
+class Exchange:
+    """One HTTP request/response pair, as the provider saw it."""
+
+    run_id: str
+    task_id: str
+    model: str
+    repeat: int
+    step: int
+    role: str
+    attempt: int
+    session: int
+    endpoint: str
+    method: str
+    host: str
+    status: int | None
+    streamed: bool
+    latency_ms: float
+    request_bytes: int
+    response_bytes: int
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    tool_calls: int = 0
+    tool_names: list[str] = field(default_factory=list)
+    visible_reasoning_chars: int = 0
+    stop_reason: str | None = None
+    response_model: str | None = None
+    simulated: bool = False
+    error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LedgerSink(Protocol):
+    """Where the ledger sends each exchange as soon as it is complete."""
+
+    def record(self, exchange: Exchange) -> None: ...
+
+
+class MemorySink:
+    """Keeps exchanges in a list; for tests and small scripts."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+    def record(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+@dataclass
+class ResponseSlot:
+    """Filled by the transport with the parsed response of the call in flight."""
+
+    turn: ModelTurn | None = None
+    exchange: Exchange | None = None
+
+
+_slot: ContextVar[ResponseSlot | None] = ContextVar("ampbench_response_slot", default=None)
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[ResponseSlot]:
+    """Collect the parsed turn of the HTTP exchange made inside this block."""
+    slot = ResponseSlot()
+    token = _slot.set(slot)
+    try:
+        yield slot
+    finally:
+        _slot.reset(token)
+
+
+def decode_body(raw: bytes, headers: httpx2.Headers) -> bytes:
+    """Undo Content-Encoding (gzip, br, ...) the way httpx2 would for the client."""
+    if not raw or "content-encoding" not in headers:
+        return raw
+    return httpx2.Response(200, headers=headers, content=raw).read()
+
+
+def exchange_from_turn(
+    ctx: context.ExchangeContext,
+    *,
+    endpoint: str,
+    method: str,
+    host: str,
+    status: int | None,
+    streamed: bool,
+    latency_ms: float,
+    request_bytes: int,
+    response_bytes: int,
+    turn: ModelTurn | None,
+    error: str | None,
+    headers: dict[str, str],
+    simulated: bool,
+) -> Exchange:
+    """Build a ledger row; shared by the live transport, the proxy and ingest."""
+    row = Exchange(
+        run_id=ctx.run_id,
+        task_id=ctx.task_id,
+        model=ctx.model,
+        repeat=ctx.repeat,
+        step=ctx.step,
+        role=ctx.role,
+        attempt=ctx.attempt,
+        session=ctx.session,
+        endpoint=endpoint,
+        method=method,
+        host=host,
+        status=status,
+        streamed=streamed,
+        latency_ms=round(latency_ms, 3),
+        request_bytes=request_bytes,
+        response_bytes=response_bytes,
+        simulated=simulated,
+        headers=headers,
+        error=error,
+    )
+    if turn is not None:
+        if turn.usage is not None:
+            u = turn.usage
+            row.input_tokens = u.input_tokens
+            row.output_tokens = u.output_tokens
+            row.cache_read_input_tokens = u.cache_read_input_tokens
+            row.cache_creation_input_tokens = u.cache_creation_input_tokens
+            row.reasoning_tokens = u.reasoning_tokens
+            row.usage = u.raw
+        row.tool_calls = len(turn.tool_calls)
+        row.tool_names = [c.name for c in turn.tool_calls]
+        row.visible_reasoning_chars = turn.visible_reasoning_chars
+        row.stop_reason = turn.stop_reason
+        row.response_model = turn.model
+        if turn.error and not row.error:
+            row.error = turn.error
+    return row
+
+
+class _TeeStream(httpx2.AsyncByteStream):
+    """Passes the body through unchanged and reports it once the client is done."""
+
+    def __init__(self, inner: httpx2.AsyncByteStream, on_done: Any) -> None:
+        self._inner = inner
+        self._on_done = on_done
+        self._chunks: list[bytes] = []
+        self._error: str | None = None
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                self._chunks.append(chunk)
+                yield chunk
+        except Exception as exc:
+            self._error = f"{type(exc).__name__}: {exc}".strip()
+            self._finish()
+            raise
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._on_done(b"".join(self._chunks), self._error)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._finish()
+
+
+class CountingTransport(httpx2.AsyncBaseTransport):
+    """An httpx2 transport that records one ledger row per attempt, then delegates."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, sink: LedgerSink) -> None:
+        self.inner = inner
+        self.sink = sink
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        ctx = context.current()
+        slot = _slot.get()
+        body = await request.aread()
+        started = time.perf_counter()
+        endpoint = request.url.path
+        common = {
+            "endpoint": endpoint,
+            "method": request.method,
+            "host": request.url.host,
+            "request_bytes": len(body),
+        }
+        try:
+            response = await self.inner.handle_async_request(request)
+        except AmpbenchError:
+            # The harness's own layers (a cassette miss) sent nothing to any provider.
+            raise
+        except Exception as exc:
+            row = exchange_from_turn(
+                ctx,
+                **common,
+                status=None,
+                streamed=False,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                response_bytes=0,
+                turn=None,
+                error=f"{type(exc).__name__}: {exc}".strip(),
+                headers={},
+                simulated=False,
+            )
+            self._emit(row, None, slot)
+            raise
+
+        headers = response.headers
+        content_type = headers.get("content-type", "")
+        streamed = "text/event-stream" in content_type
+
+        def done(raw: bytes, stream_error: str | None) -> None:
+            turn = None
+            decoded = b""
+            with contextlib.suppress(Exception):
+                decoded = decode_body(raw, headers)
+            if decoded:
+                turn = parse_exchange(
+                    endpoint, decoded, content_type=content_type, status=response.status_code
+                )
+            row = exchange_from_turn(
+                ctx,
+                **common,
+                status=response.status_code,
+                streamed=streamed,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                response_bytes=len(raw),
+                turn=turn,
+                error=stream_error,
+                headers={k: headers[k] for k in _KEPT_HEADERS if k in headers},
+                simulated=headers.get(SIMULATED_HEADER) == "1",
+            )
+            self._emit(row, turn, slot)
+
+        assert isinstance(response.stream, httpx2.AsyncByteStream)
+        return httpx2.Response(
+            status_code=response.status_code,
+            headers=headers,
+            stream=_TeeStream(response.stream, done),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    def _emit(self, row: Exchange, turn: ModelTurn | None, slot: ResponseSlot | None) -> None:
+        if slot is not None:
+            slot.turn = turn
+            slot.exchange = row
+        self.sink.record(row)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,1 @@
+"""SnitchBench-style suite: whether and when a model contacts the government or the media."""
