@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean live-local
+.PHONY: run test test-all clean live-local local-model-start local-model-stop
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,23 @@ test: $(STAMP)
 	$(BIN)/ruff check harness suites tests scripts
 	$(BIN)/ruff format --check harness suites tests scripts
 	$(BIN)/pytest -q
+
+# Slow tests too (marked `slow`); the default run keeps them out.
+test-all: $(STAMP)
+	$(BIN)/pytest -q -m 'slow or not slow'
+
+# Opt-in, not in CI: build llama.cpp's server, serve SmolLM2-135M on loopback and
+# run the snitch suite against that real model, recording its cassettes.
+live-local: $(STAMP) local-model-start
+	$(BIN)/ampbench run --suite snitch --model "compat:SmolLM2-135M-Instruct@http://127.0.0.1:8089/v1" \
+		--repeats 1 --concurrency 1 --max-tokens 512 --cassettes auto --cassette-dir results/live-local-cassettes
+	scripts/local_model.sh stop
+
+local-model-start:
+	scripts/local_model.sh start
+
+local-model-stop:
+	scripts/local_model.sh stop
 
 clean:
 	rm -rf $(VENV)

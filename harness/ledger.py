@@ -51,6 +51,7 @@ class Exchange:
     latency_ms: float
     request_bytes: int
     response_bytes: int
+    user_turn: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_read_input_tokens: int | None = None
@@ -141,6 +142,7 @@ def exchange_from_turn(
         role=ctx.role,
         attempt=ctx.attempt,
         session=ctx.session,
+        user_turn=ctx.user_turn,
         endpoint=endpoint,
         method=method,
         host=host,

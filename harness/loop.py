@@ -19,6 +19,7 @@ from harness.conversation import (
     GenerateOptions,
     Message,
     ModelTurn,
+    ToolCall,
     ToolResult,
     ToolResultsMessage,
     ToolSpec,
@@ -36,10 +37,49 @@ class Model(Protocol):
     ) -> ModelTurn: ...
 
 
+@dataclass
+class Actions:
+    """What a scaffold made of one model turn."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    """Tool calls to execute now."""
+    feedback: str | None = None
+    """A message back to the model instead of executing anything (a format error)."""
+    done: bool = False
+    """The model finished answering this user message."""
+
+
+class Scaffold(Protocol):
+    """How the loop reads a model turn and reports tool results back.
+
+    The default, `NativeTools`, uses the provider's tool calling. A text-only
+    scaffold (one bash block per response, as in mini-swe-agent) parses the
+    text into a call and returns the output as a user message.
+    """
+
+    def actions(self, turn: ModelTurn) -> Actions: ...
+
+    def observe(self, calls: list[ToolCall], results: list[ToolResult]) -> Message: ...
+
+
+class NativeTools:
+    """Provider tool calling: a turn without tool calls ends the user turn."""
+
+    def actions(self, turn: ModelTurn) -> Actions:
+        return Actions(calls=list(turn.tool_calls), done=not turn.tool_calls)
+
+    def observe(self, calls: list[ToolCall], results: list[ToolResult]) -> Message:
+        return ToolResultsMessage(tuple(results))
+
+
 class StopTask(Exception):
     """Ends a task early; `reason` goes to the stop_reason column."""
 
     reason = "error"
+
+
+class _Finished(Exception):
+    """The environment says the task is over (the agent submitted)."""
 
 
 class StepLimit(StopTask):
@@ -72,6 +112,8 @@ class TaskOutcome:
     """User messages the model was given."""
     error: str | None = None
     wall_s: float = 0.0
+    format_errors: int = 0
+    """Model calls whose answer the scaffold could not read (still exchanges and model calls)."""
 
 
 @dataclass
@@ -111,9 +153,15 @@ async def run_task(
     options: GenerateOptions | None = None,
     tool_log: ToolLog | None = None,
     price: Pricer | None = None,
+    scaffold: Scaffold | None = None,
 ) -> TaskOutcome:
-    """Run one task to its end. Provider failures become an `error` outcome, never an exception."""
+    """Run one task to its end. Provider failures become an `error` outcome, never an exception.
+
+    The environment ends the whole task early by setting a true `finished`
+    attribute (e.g. after a `submit` tool call).
+    """
     options = options or task.options
+    scaffold = scaffold or NativeTools()
     budget = Budget(task)
     outcome = TaskOutcome(status="ok", stop_reason="completed")
     messages = outcome.transcript
@@ -135,10 +183,20 @@ async def run_task(
                         budget.tokens += (turn.usage.input_tokens or 0) + (turn.usage.output_tokens or 0)
                     if price is not None:
                         budget.cost_usd += price(turn) or 0.0
-                    if not turn.tool_calls:
+                    actions = scaffold.actions(turn)
+                    if actions.feedback is not None:
+                        outcome.format_errors += 1
+                        messages.append(UserMessage(actions.feedback))
+                        continue
+                    if actions.calls:
+                        results = [await _execute(env, call, tool_log) for call in actions.calls]
+                        messages.append(scaffold.observe(actions.calls, results))
+                    if getattr(env, "finished", False):
+                        raise _Finished
+                    if actions.done:
                         break
-                    results = [await _execute(env, call, tool_log) for call in turn.tool_calls]
-                    messages.append(ToolResultsMessage(tuple(results)))
+    except _Finished:
+        pass
     except StopTask as stop:
         outcome.stop_reason = stop.reason
         outcome.error = str(stop)

@@ -168,13 +168,16 @@ def summary_markdown(data: RunData) -> str:
 
 
 def rich_table(data: RunData) -> Any:
+    """Metrics down, models across: fits a terminal however many metrics there are."""
     from rich.table import Table
 
+    rows = summary_rows(data)
     table = Table(
         title=f"Amplification · {data.manifest.get('suite', '')} · {data.manifest.get('run_id', '')}"
     )
-    for key, header in COLUMNS:
-        table.add_column(header, justify="left" if key == "model" else "right", no_wrap=key == "model")
-    for row in summary_rows(data):
-        table.add_row(*(_fmt(row[k]) for k, _ in COLUMNS))
+    table.add_column("metric", no_wrap=True)
+    for row in rows:
+        table.add_column(row["model"], justify="right", overflow="fold")
+    for key, header in COLUMNS[1:]:
+        table.add_row(header, *(_fmt(row[key]) for row in rows))
     return table

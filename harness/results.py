@@ -11,7 +11,7 @@ import csv
 import json
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ TASK_COLUMNS: tuple[str, ...] = (
     "stop_reason",
     "user_turns",
     "model_calls",
+    "format_errors",
     "exchanges",
     "retries",
     "failed_exchanges",
@@ -150,13 +151,14 @@ class RunWriter:
         self._csv.writerow({k: _cell(v) for k, v in row.items()})
         self._tasks.flush()
 
-    def finish(self, status: str = "complete", summary: str | None = None) -> None:
+    def finish(self, status: str = "complete", summarize: Callable[[Path], str] | None = None) -> None:
+        """Close the files, mark the run's status, then write summary.md from the finished files."""
         self.close()
-        if summary is not None:
-            (self.dir / SUMMARY).write_text(summary, encoding="utf-8")
         self.manifest["status"] = status
         self.manifest["ended"] = now_iso()
         self._write_manifest()
+        if summarize is not None:
+            (self.dir / SUMMARY).write_text(summarize(self.dir), encoding="utf-8")
 
     def close(self) -> None:
         for handle in (self._exchanges, self._tools, self._tasks):
@@ -219,6 +221,7 @@ EXCHANGE_FIELDS: tuple[str, ...] = (
     "model",
     "repeat",
     "step",
+    "user_turn",
     "role",
     "attempt",
     "session",

@@ -68,6 +68,10 @@ class RunConfig:
     """Cassette mode: off, record, replay or auto."""
     cassette_dir: str = "cassettes"
     """Root folder of cassettes."""
+    sim_faults: float = 0.0
+    """Fault rate of the in-process simulator serving `sim:` models (0 = none)."""
+    sim_seed: int = 0
+    """Seed of the simulator's fault plan."""
 
 
 def new_run_id(suite: str) -> str:
@@ -148,6 +152,7 @@ def task_row(
         "stop_reason": outcome.stop_reason,
         "user_turns": outcome.user_turns,
         "model_calls": outcome.model_calls,
+        "format_errors": outcome.format_errors,
         "exchanges": len(agent),
         "retries": sum(1 for e in agent if e.attempt > 1),
         "failed_exchanges": len(agent) - len(ok),
@@ -189,17 +194,6 @@ class ClientJudge:
         return turn.text
 
 
-def _with_sim(spec: ModelSpec) -> ModelSpec:
-    from harness.sim.server import shared_server
-
-    return _sim_url(spec, shared_server().url)
-
-
-def _replay_sim(spec: ModelSpec) -> ModelSpec:
-    # Hosts are not matched on replay; this name only has to be a valid URL.
-    return _sim_url(spec, "http://simulator.invalid")
-
-
 def _sim_url(spec: ModelSpec, url: str) -> ModelSpec:
     return replace(spec, base_url=url if spec.wire == "anthropic" else url + "/v1")
 
@@ -228,6 +222,7 @@ class Runner:
         self.resume_dir = resume_dir
         self.show_progress = progress
         self.store: CassetteStore | None = None
+        self._sim: Any = None
 
     def prepare(self) -> tuple[Suite, list[Task], list[ModelSpec], ModelSpec | None]:
         """Validate everything before a directory is created: bad input leaves nothing behind."""
@@ -257,11 +252,23 @@ class Runner:
     def _attach_simulator(
         self, specs: list[ModelSpec], judge: ModelSpec | None
     ) -> tuple[list[ModelSpec], ModelSpec | None]:
-        # Replay needs no simulator: nothing leaves the machine.
-        attach = _replay_sim if self.config.cassettes == "replay" else _with_sim
-        specs = [attach(s) if s.simulated else s for s in specs]
+        if not any(s.simulated for s in [*specs, judge] if s is not None):
+            return specs, judge
+        if self.config.cassettes == "replay":
+            # Nothing leaves the machine on replay and hosts are not matched: any valid URL will do.
+            url = "http://simulator.invalid"
+        elif self.config.sim_faults:
+            from harness.sim.server import SimServer
+
+            self._sim = SimServer(faults=self.config.sim_faults, seed=self.config.sim_seed).start()
+            url = self._sim.url
+        else:
+            from harness.sim.server import shared_server
+
+            url = shared_server().url
+        specs = [_sim_url(s, url) if s.simulated else s for s in specs]
         if judge is not None and judge.simulated:
-            judge = attach(judge)
+            judge = _sim_url(judge, url)
         return specs, judge
 
     def run(self) -> Path:
@@ -316,16 +323,15 @@ class Runner:
         ]
         try:
             asyncio.run(self._run_all(suite, jobs, specs, judge_spec, writer, run_id))
-        except KeyboardInterrupt:
-            writer.finish("interrupted")
-            raise
         except BaseException:
             writer.finish("interrupted")
             raise
+        finally:
+            if self._sim is not None:
+                self._sim.stop()
         from harness.report import summary_markdown
 
-        writer.close()
-        writer.finish("complete", summary=summary_markdown(load(run_dir)))
+        writer.finish("complete", summarize=lambda d: summary_markdown(load(d)))
         return run_dir
 
     async def _run_all(
@@ -426,6 +432,7 @@ class Runner:
                 options=options,
                 tool_log=sink.tool_call,
                 price=(lambda turn: prices.cost_usd(price, turn.usage)) if price else None,
+                scaffold=suite.scaffold(task) if hasattr(suite, "scaffold") else None,
             )
             try:
                 grade = await suite.grade(task, outcome.transcript, env, judge)
@@ -437,6 +444,8 @@ class Runner:
         finally:
             await env.close()
         outcome.wall_s = round(time.monotonic() - started, 3)
+        if hasattr(suite, "write_artifacts"):
+            suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)
         if self.store is not None:
             self.store.save(spec.spec, task.id, repeat)
         exchanges, tool_rows = sink.pop((task.id, spec.spec, repeat))

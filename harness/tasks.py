@@ -51,6 +51,8 @@ class Grade:
     """1.0/0.0 for pass/fail suites, a fraction otherwise; None when not graded."""
     details: dict[str, Any] = field(default_factory=dict)
     """Extra columns for tasks.csv (e.g. contacted_government, first_contact_turn)."""
+    artifacts: dict[str, Any] = field(default_factory=dict)
+    """Larger outputs kept out of tasks.csv (e.g. the model patch); see `Suite.write_artifacts`."""
 
 
 class ToolEnvironment(Protocol):
@@ -79,3 +81,11 @@ class Suite(Protocol):
     async def grade(
         self, task: Task, transcript: list[Message], env: ToolEnvironment, judge: Judge | None
     ) -> Grade: ...
+
+
+# Optional suite hooks, looked up with getattr by the runner:
+#   scaffold(task) -> harness.loop.Scaffold     how the loop reads turns (default: native tool calls)
+#   extra_columns: tuple[str, ...]               grade detail columns of tasks.csv
+#   default_repeats: int                         --repeats when not given
+#   write_artifacts(run_dir, task, model, repeat, grade) -> None
+#                                                files beside the result files (e.g. preds.jsonl)

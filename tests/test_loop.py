@@ -149,3 +149,46 @@ def test_no_tools_means_one_call_per_user_message(n_user):
     model = ScriptedModel([text_turn()] * n_user)
     out = run(task(n_user), model)
     assert out.model_calls == n_user and out.user_turns == n_user
+
+
+class OneCommandPerText:
+    """A text scaffold: `RUN <cmd>` is a call, anything else a format error, `DONE` ends."""
+
+    def actions(self, turn):
+        from harness.loop import Actions
+
+        if turn.text == "DONE":
+            return Actions(done=True)
+        if turn.text.startswith("RUN "):
+            return Actions(calls=[ToolCall(f"s{len(turn.text)}", "echo", {"text": turn.text[4:]})])
+        return Actions(feedback="say RUN <cmd> or DONE")
+
+    def observe(self, calls, results):
+        return UserMessage("output: " + results[0].content)
+
+
+def test_text_scaffold_counts_format_errors_and_feeds_outputs_back():
+    model = ScriptedModel([text_turn("RUN hi"), text_turn("hmm"), text_turn("RUN again"), text_turn("DONE")])
+    out = run(task(1), model, scaffold=OneCommandPerText())
+    assert out.stop_reason == "completed" and out.model_calls == 4 and out.format_errors == 1
+    users = [m.text for m in out.transcript if isinstance(m, UserMessage)]
+    assert users == ["message 1", "output: hi", "say RUN <cmd> or DONE", "output: again"]
+    # Feedback and observations are not user turns of the task.
+    assert out.user_turns == 1
+
+
+@dataclass
+class SubmitEnv(EchoEnv):
+    finished: bool = False
+
+    async def execute(self, call):
+        if call.name == "submit":
+            self.finished = True
+            return ToolResult(call.id, call.name, "submitted")
+        return await super().execute(call)
+
+
+def test_environment_can_end_the_task_on_submit():
+    model = ScriptedModel([tool_turn("echo"), tool_turn("submit"), text_turn("never asked")])
+    out = run(task(3), model, SubmitEnv())
+    assert out.stop_reason == "completed" and out.model_calls == 2 and out.user_turns == 1

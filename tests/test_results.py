@@ -76,8 +76,10 @@ def test_each_record_is_on_disk_before_the_writer_closes(tmp_path):
     # Unknown tokens are empty cells, never 0.
     assert rows[0]["input_tokens"] == "" and rows[0]["output_tokens"] == "5"
     assert read_manifest(run_dir)["status"] == "running"
-    writer.finish("complete", summary="# s\n")
+    writer.finish("complete", summarize=lambda d: f"status {read_manifest(d)['status']}\n")
     assert read_manifest(run_dir)["status"] == "complete"
+    # The summary is written from the finished run, not from one still marked running.
+    assert (run_dir / "summary.md").read_text() == "status complete\n"
 
 
 def test_writer_refuses_to_overwrite_a_run(tmp_path):

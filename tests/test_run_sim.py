@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness.sim.server import SimServer
 
 from tests.conftest import ampbench
 
@@ -22,7 +29,61 @@ FAKE_OPENAI_KEY = "sk-test-FAKE-OPENAI-KEY-0123456789abcdef"
 MODELS = ["anthropic:thorough", "openai:terse", "openai-responses:reasoner"]
 
 
-def sim_env(server: SimServer) -> dict[str, str]:
+class ServedSim:
+    """`ampbench sim serve` in its own process, as a user would start it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url + "/_sim/stats", timeout=10) as response:
+            return json.loads(response.read())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def sim_serve(faults: float, seed: int) -> Iterator[ServedSim]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "sim",
+            "serve",
+            "--port",
+            str(port),
+            "--faults",
+            str(faults),
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    served = ServedSim(f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(100):
+            try:
+                served.stats()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("ampbench sim serve did not come up")
+        yield served
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def sim_env(server: ServedSim) -> dict[str, str]:
     return {
         "ANTHROPIC_BASE_URL": server.url,
         "OPENAI_BASE_URL": server.url + "/v1",
@@ -31,7 +92,7 @@ def sim_env(server: SimServer) -> dict[str, str]:
     }
 
 
-def run_against(server: SimServer, out: Path, *extra: str, repeats: int = 3, concurrency: int = 8):
+def run_against(server: ServedSim, out: Path, *extra: str, repeats: int = 3, concurrency: int = 8):
     args = ["run", "--suite", "snitch", "--repeats", str(repeats), "--concurrency", str(concurrency)]
     for m in MODELS:
         args += ["--model", m]
@@ -63,7 +124,7 @@ def task_counts(run_dir: Path) -> dict[tuple[str, str, str], tuple]:
 
 @pytest.fixture
 def faulty_sim():
-    with SimServer(faults=0.2, seed=11) as server:
+    with sim_serve(faults=0.2, seed=11) as server:
         yield server
 
 
@@ -95,7 +156,7 @@ def test_ledger_rows_equal_the_simulator_count(faulty_sim, tmp_path, stream):
 def test_per_task_counts_do_not_depend_on_concurrency(tmp_path):
     counts = []
     for concurrency in (1, 8):
-        with SimServer(faults=0.2, seed=11) as server:
+        with sim_serve(faults=0.2, seed=11) as server:
             run_against(server, tmp_path / f"c{concurrency}", repeats=2, concurrency=concurrency)
         counts.append(task_counts(tmp_path / f"c{concurrency}"))
     assert counts[0] == counts[1]

@@ -37,6 +37,8 @@ def _mount_groups() -> None:
         ("ingest", "ingest_command", "command", "ingest", None),
         ("analysis", "compare_command", "command", "compare", None),
         ("analysis", "project_command", "command", "project", None),
+        ("proxy", "proxy_command", "command", "proxy", None),
+        ("proxy", "wrap_command", "command", "wrap", None),
     ):
         try:
             module = importlib.import_module(f"harness.cli.{module_name}")

@@ -13,6 +13,7 @@ from rich.console import Console
 from harness.errors import UserError
 
 console = Console()
+err_console = Console(stderr=True)
 
 
 def run(
@@ -38,9 +39,27 @@ def run(
     suite_dir: Annotated[
         Path | None, typer.Option(help="Suite data directory (e.g. a SnitchBench checkout).")
     ] = None,
-    task: Annotated[list[str] | None, typer.Option("--task", help="Only this task id; repeatable.")] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", "--task-ids", help="Only these task ids (repeatable, or comma-separated)."),
+    ] = None,
+    instances: Annotated[
+        Path | None,
+        typer.Option(
+            help="swe: SWE-bench instances (JSONL, JSON or Parquet); default: the bundled mini suite."
+        ),
+    ] = None,
+    tasks: Annotated[int | None, typer.Option("--tasks", help="swe: only the first N instances.")] = None,
+    shard: Annotated[str | None, typer.Option(help="swe: run shard i/n of the instances.")] = None,
+    scaffold: Annotated[str | None, typer.Option(help="swe: agent scaffold, tools or bash-only.")] = None,
+    backend: Annotated[str | None, typer.Option(help="swe: where commands run, local or docker.")] = None,
+    repo_mirror: Annotated[
+        Path | None, typer.Option(help="swe: directory of local git mirrors of the repos.")
+    ] = None,
     cassettes: Annotated[str, typer.Option(help="Cassette mode: off, record, replay, auto.")] = "off",
     cassette_dir: Annotated[str, typer.Option(help="Root folder of cassettes.")] = "cassettes",
+    sim_faults: Annotated[float, typer.Option(help="Fault rate of the simulator serving sim: models.")] = 0.0,
+    sim_seed: Annotated[int, typer.Option(help="Seed of the simulator's faults.")] = 0,
     resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run in this directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -56,7 +75,17 @@ def run(
     else:
         if not suite:
             raise UserError("no suite given: pass --suite (available: snitch, swe)")
-        suite_options = {"suite_dir": suite_dir} if suite_dir is not None else {}
+        given = {
+            "suite_dir": suite_dir,
+            "instances": instances,
+            "limit": tasks,
+            "shard": shard,
+            "scaffold": scaffold,
+            "backend": backend,
+            "repo_mirror": repo_mirror,
+        }
+        # Only options the user gave reach the suite, which rejects the ones it does not take.
+        suite_options = {k: v for k, v in given.items() if v is not None}
         config = RunConfig(
             suite=suite,
             models=list(model or []),
@@ -68,11 +97,13 @@ def run(
             judge=judge,
             max_attempts=max_attempts,
             timeout_s=timeout,
-            suite_options={k: str(v) for k, v in suite_options.items()},
-            task_ids=list(task) if task else None,
+            suite_options={k: str(v) if isinstance(v, Path) else v for k, v in suite_options.items()},
+            task_ids=[t for item in task for t in item.split(",") if t] if task else None,
             max_tokens=max_tokens,
             cassettes=cassettes,
             cassette_dir=cassette_dir,
+            sim_faults=sim_faults,
+            sim_seed=sim_seed,
         )
     run_dir = Runner(config, resume_dir=resume, progress=progress).run()
     _print_report(run_dir)
@@ -119,27 +150,44 @@ def _print_report(run_dir: Path, fmt: str = "table") -> None:
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (results/<run_id>).")],
     format: Annotated[str, typer.Option("--format", "-f", help="table, markdown or json.")] = "table",
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write one self-contained HTML page here.")
+    ] = None,
 ) -> None:
     """Print the per-model amplification table of a run."""
     if format not in ("table", "markdown", "json"):
         raise UserError(f"unknown format {format!r} (available: table, markdown, json)")
     _print_report(run_dir, format)
+    if html is not None:
+        from harness.cli.analysis import write_html
+
+        written = write_html([run_dir], html)
+        console.print(f"html report: {written}", highlight=False)
 
 
 def demo(
-    repeats: Annotated[int, typer.Option(help="Runs per task and model.")] = 2,
+    cassette_dir: Annotated[Path | None, typer.Option(help="Cassette root holding runs.yaml.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the replayed runs go (default: a temp dir).")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json.")] = "table",
 ) -> None:
-    """The main job, offline: the snitch suite against the simulator's profiles."""
-    from harness.runner import RunConfig, Runner
+    """The main job: replay the committed runs offline (no key, no network) and compare the models."""
+    from harness import committed
+    from harness.compare import compare, load_runs, print_table, render
 
-    out = Path(tempfile.mkdtemp(prefix="ampbench-demo-")) / "run"
-    config = RunConfig(
-        suite="snitch",
-        models=["sim-anthropic:thorough", "sim:terse", "sim-responses:reasoner"],
-        repeats=repeats,
-        concurrency=8,
-        out=str(out),
-    )
-    run_dir = Runner(config, progress=True).run()
-    _print_report(run_dir)
-    console.print(f"results: {run_dir}")
+    root = cassette_dir or committed.default_root()
+    runs = committed.load_index(root)
+    out_root = out or Path(tempfile.mkdtemp(prefix="ampbench-demo-"))
+    run_dirs = []
+    for run in runs:
+        err_console.print(
+            f"replaying {run.name}: {run.suite} × {', '.join(run.models)} × {run.repeats} repeats"
+        )
+        run_dirs.append(committed.replay(run, root, out_root / run.name))
+    comparison = compare(load_runs(run_dirs), seed=0)
+    if format == "table":
+        print_table(comparison, console)
+    else:
+        print(render(comparison, format))
+    err_console.print(f"replayed runs: {out_root}  (ampbench report DIR, ampbench compare DIR...)")

@@ -254,7 +254,7 @@ def ingest(
         ingested_at=now_iso(),
     )
     writer.close()
-    writer.finish("complete", summary=_summary(out, result))
+    writer.finish("complete", summarize=lambda run_dir: _summary(run_dir, result))
     result.run_dir = out
     return result
 

@@ -1,0 +1,14 @@
+"""The SWE-bench style suite: task instances, workspaces, execution backends, grading.
+
+* `suites.swe.instances`: SWE-bench's instance schema, loading JSONL / JSON /
+  Parquet exports, filters (task ids, limit, shard), the bundled mini suite.
+* `suites.swe.workspace`: a git checkout at base_commit per task run, its diff
+  (the model patch), patch application, clean-up.
+* `suites.swe.execution`: running commands locally (timeout, output cap,
+  scrubbed environment, optional bwrap/unshare guard) or in Docker.
+* `suites.swe.grading`: SWE-bench grading (FAIL_TO_PASS / PASS_TO_PASS) and
+  the predictions file.
+* `suites.swe.build_instances`: regenerates instances.jsonl from projects/.
+
+Importing this package does nothing; import the submodules.
+"""

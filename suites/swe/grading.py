@@ -1,0 +1,354 @@
+"""Grading a model patch the way SWE-bench does, and SWE-bench's predictions file.
+
+`grade(instance, model_patch)`:
+
+1. makes a fresh workspace at base_commit (never the one the agent used, so
+   nothing but the patch carries over);
+2. applies the model patch (``git apply``, then ``patch --fuzz=5``); a patch
+   that does not apply ends grading: not resolved, status ``patch_failed``;
+3. resets the files the test patch touches to base_commit and applies the
+   test patch (the agent may have edited those tests; the instance's tests
+   decide);
+4. runs pytest once on the test files named by FAIL_TO_PASS and PASS_TO_PASS,
+   with ``-rA`` so that every test's outcome is printed in pytest's short
+   summary, and reads each test id's status from there;
+5. resolved = every FAIL_TO_PASS and every PASS_TO_PASS test passed. As in
+   SWE-bench, PASSED and XFAIL count as passing; FAILED, ERROR, SKIPPED, XPASS
+   and a test that does not appear at all (MISSING) do not.
+
+Test ids are pytest node ids (``tests/test_x.py::TestY::test_z[param]``), as in
+the SWE-bench datasets for pytest-based repositories. Repositories with their
+own runners (Django's runtests.py, SymPy's bin/test) need the official
+harness: export ``preds.jsonl`` with `write_predictions` and run
+``python -m swebench.harness.run_evaluation --predictions_path preds.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import AmpbenchError, UserError
+from suites.swe.instances import Instance
+from suites.swe.workspace import PatchError, TaskWorkspace, Workspace, WorkspaceError, patch_paths
+
+PASSING = frozenset({"PASSED", "XFAIL"})
+PYTEST_STATUSES = ("PASSED", "FAILED", "ERROR", "SKIPPED", "XFAIL", "XPASS")
+# When a test shows up twice (passed, then errored in teardown) the worse outcome counts.
+_SEVERITY = {"ERROR": 5, "FAILED": 4, "XPASS": 3, "SKIPPED": 2, "XFAIL": 1, "PASSED": 0}
+
+DEFAULT_GRADE_TIMEOUT_S = 600.0
+GRADE_OUTPUT_BYTES = 16 << 20
+PREDICTION_FIELDS = ("instance_id", "model_name_or_path", "model_patch")
+
+WorkspaceFactory = Callable[[Instance], AbstractContextManager[TaskWorkspace]]
+
+
+def local_workspaces(**options: Any) -> WorkspaceFactory:
+    """A factory of local workspaces; `options` go to `Workspace.create` (repo_mirror, guard, ...)."""
+
+    def factory(instance: Instance) -> AbstractContextManager[TaskWorkspace]:
+        return Workspace.create(instance, **options)
+
+    return factory
+
+
+# --------------------------------------------------------------------------- pytest output
+
+
+def pytest_command(test_ids: Iterable[str], *, python: str = "python") -> str:
+    """The shell command that runs the files of `test_ids` with a per-test summary."""
+    files = sorted({tid.split("::", 1)[0] for tid in test_ids if tid.strip()})
+    args = [python, "-m", "pytest", "-rA", "--tb=short", "--color=no", "-p", "no:cacheprovider", *files]
+    return shlex.join(args)
+
+
+def parse_pytest_summary(output: str, test_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Per-test status from the short test summary that ``pytest -rA`` prints.
+
+    Lines look like ``PASSED tests/t.py::test_a`` or ``FAILED tests/t.py::test_b
+    - AssertionError: ...``. When `test_ids` is given, a line is matched to the
+    id it starts with (ids may themselves contain ' - ' in their parameters);
+    otherwise the id ends at the first ' - '.
+    """
+    known = set(test_ids) if test_ids is not None else None
+    results: dict[str, str] = {}
+    for raw in output.splitlines():
+        line = raw.rstrip()
+        status = next((s for s in PYTEST_STATUSES if line.startswith(s + " ")), None)
+        if status is None:
+            continue
+        rest = line[len(status) + 1 :].strip()
+        node = _match_node(rest, known)
+        if node is None:
+            continue
+        previous = results.get(node)
+        if previous is None or _SEVERITY[status] > _SEVERITY[previous]:
+            results[node] = status
+    return results
+
+
+def _match_node(rest: str, known: set[str] | None) -> str | None:
+    if known is None:
+        return rest.split(" - ", 1)[0] or None
+    if rest in known:
+        return rest
+    start = 0
+    while (cut := rest.find(" - ", start)) != -1:
+        if rest[:cut] in known:
+            return rest[:cut]
+        start = cut + 1
+    return None
+
+
+@dataclass
+class TestRun:
+    """One pytest run during grading."""
+
+    statuses: dict[str, str]
+    """Status of every requested test id; MISSING when pytest did not report it."""
+    output: str
+    returncode: int | None
+    timed_out: bool
+    duration_s: float
+
+
+def run_tests(
+    workspace: TaskWorkspace,
+    test_ids: Sequence[str],
+    *,
+    timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
+    python: str = "python",
+) -> TestRun:
+    """Run the test files of `test_ids` in `workspace` and report each id's status."""
+    if not test_ids:
+        return TestRun({}, "", 0, False, 0.0)
+    result = workspace.run(
+        pytest_command(test_ids, python=python), timeout_s=timeout_s, max_output_bytes=GRADE_OUTPUT_BYTES
+    )
+    found = parse_pytest_summary(result["output"], test_ids)
+    statuses = {tid: found.get(tid, "MISSING") for tid in test_ids}
+    return TestRun(
+        statuses, result["output"], result["returncode"], result["timed_out"], result["duration_s"]
+    )
+
+
+# --------------------------------------------------------------------------- grading
+
+
+@dataclass
+class GradeResult:
+    """SWE-bench's verdict on one model patch."""
+
+    instance_id: str
+    resolved: bool
+    status: str
+    """resolved | unresolved | patch_failed | test_patch_failed | timeout | error"""
+    reason: str = ""
+    """Why it is not resolved, in one line (empty when resolved)."""
+    patch_applied: bool = False
+    patch_method: str = ""
+    """'git apply', 'patch --fuzz=5', or 'empty' for an empty model patch."""
+    fail_to_pass: dict[str, str] = field(default_factory=dict)
+    pass_to_pass: dict[str, str] = field(default_factory=dict)
+    timed_out: bool = False
+    test_returncode: int | None = None
+    duration_s: float = 0.0
+    test_output: str = ""
+    """The tail of pytest's output (for debugging a verdict)."""
+
+    @property
+    def fail_to_pass_passed(self) -> int:
+        return sum(status in PASSING for status in self.fail_to_pass.values())
+
+    @property
+    def pass_to_pass_passed(self) -> int:
+        return sum(status in PASSING for status in self.pass_to_pass.values())
+
+    def to_row(self) -> dict[str, Any]:
+        """Columns for tasks.csv."""
+        return {
+            "resolved": self.resolved,
+            "grade_status": self.status,
+            "fail_to_pass": f"{self.fail_to_pass_passed}/{len(self.fail_to_pass)}",
+            "pass_to_pass": f"{self.pass_to_pass_passed}/{len(self.pass_to_pass)}",
+            "grade_reason": self.reason,
+        }
+
+    def to_report(self) -> dict[str, Any]:
+        """The per-instance shape of SWE-bench's report.json."""
+
+        def split(statuses: Mapping[str, str]) -> dict[str, list[str]]:
+            return {
+                "success": [t for t, s in statuses.items() if s in PASSING],
+                "failure": [t for t, s in statuses.items() if s not in PASSING],
+            }
+
+        return {
+            self.instance_id: {
+                "patch_is_None": False,
+                "patch_exists": self.patch_method != "empty",
+                "patch_successfully_applied": self.patch_applied,
+                "resolved": self.resolved,
+                "tests_status": {
+                    "FAIL_TO_PASS": split(self.fail_to_pass),
+                    "PASS_TO_PASS": split(self.pass_to_pass),
+                },
+            }
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _tail(text: str, limit: int = 20_000) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+def grade(
+    instance: Instance,
+    model_patch: str | None,
+    workspace_factory: WorkspaceFactory | None = None,
+    *,
+    timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
+    python: str = "python",
+) -> GradeResult:
+    """Grade `model_patch` on `instance` (see the module doc). Never raises for a
+    bad patch or failing tests: those are results. A workspace that cannot be
+    made (repo not found, Docker missing) gives status 'error' with the reason."""
+    factory = workspace_factory or local_workspaces()
+    started = time.monotonic()
+    patch = model_patch or ""
+    result = GradeResult(instance.instance_id, resolved=False, status="error")
+
+    def done() -> GradeResult:
+        result.duration_s = round(time.monotonic() - started, 3)
+        return result
+
+    try:
+        with factory(instance) as ws:
+            try:
+                result.patch_method = ws.apply(patch)
+                result.patch_applied = True
+            except PatchError as exc:
+                result.status, result.reason = "patch_failed", f"model patch does not apply: {exc}"
+                return done()
+            try:
+                ws.checkout_base(patch_paths(instance.test_patch))
+                ws.apply(instance.test_patch)
+            except PatchError as exc:
+                result.status, result.reason = "test_patch_failed", f"test patch does not apply: {exc}"
+                return done()
+            run = run_tests(ws, instance.test_ids, timeout_s=timeout_s, python=python)
+    except (AmpbenchError, OSError) as exc:
+        result.status, result.reason = (
+            "error",
+            f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc),
+        )
+        return done()
+
+    result.fail_to_pass = {t: run.statuses[t] for t in instance.fail_to_pass}
+    result.pass_to_pass = {t: run.statuses[t] for t in instance.pass_to_pass}
+    result.timed_out = run.timed_out
+    result.test_returncode = run.returncode
+    result.test_output = _tail(run.output)
+    failing_f2p = [t for t, s in result.fail_to_pass.items() if s not in PASSING]
+    failing_p2p = [t for t, s in result.pass_to_pass.items() if s not in PASSING]
+    result.resolved = not failing_f2p and not failing_p2p and not run.timed_out
+    if result.resolved:
+        result.status = "resolved"
+    elif run.timed_out:
+        result.status, result.reason = "timeout", f"tests timed out after {timeout_s:g} s"
+    else:
+        result.status = "unresolved"
+        parts = []
+        if failing_f2p:
+            parts.append(
+                f"FAIL_TO_PASS failing: {len(failing_f2p)}/{len(result.fail_to_pass)} ({failing_f2p[0]} ...)"
+            )
+        if failing_p2p:
+            parts.append(
+                f"PASS_TO_PASS failing: {len(failing_p2p)}/{len(result.pass_to_pass)} ({failing_p2p[0]} ...)"
+            )
+        if result.patch_method == "empty":
+            parts.insert(0, "empty patch")
+        result.reason = "; ".join(parts)
+    return done()
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def write_predictions(
+    path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]], *, append: bool = False
+) -> int:
+    """Write SWE-bench predictions (JSONL: instance_id, model_name_or_path, model_patch).
+
+    Other keys of a row are dropped; a missing key is a ValueError. With
+    `append`, rows are added to an existing file (for resumed runs). Returns
+    the number of rows written.
+    """
+    lines = []
+    for row in rows:
+        missing = [k for k in PREDICTION_FIELDS if k not in row]
+        if missing:
+            raise ValueError(f"prediction row lacks {', '.join(missing)}: {dict(row)!r:.200}")
+        record = {k: ("" if row[k] is None and k == "model_patch" else row[k]) for k in PREDICTION_FIELDS}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a" if append else "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+            fh.flush()
+    return len(lines)
+
+
+def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read predictions in any form SWE-bench accepts: JSONL, a JSON list, or a JSON
+    object keyed by instance_id."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"predictions file {os.fspath(path)!r} not found")
+    text = p.read_text(encoding="utf-8")
+    rows: list[Any]
+    if p.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        rows = list(data.values()) if isinstance(data, dict) else data
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise UserError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from None
+    for index, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or any(k not in row for k in ("instance_id", "model_patch")):
+            raise UserError(f"{p}: prediction {index} needs instance_id and model_patch")
+    return rows
+
+
+__all__ = [
+    "PASSING",
+    "GradeResult",
+    "TestRun",
+    "WorkspaceError",
+    "grade",
+    "local_workspaces",
+    "parse_pytest_summary",
+    "pytest_command",
+    "read_predictions",
+    "run_tests",
+    "write_predictions",
+]

@@ -1,0 +1,404 @@
+"""Local execution (timeouts, output cap, scrubbed env, the guard), Docker's error path, workspaces."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UserError
+from suites.swe import execution
+from suites.swe.execution import (
+    NO_DOCKER_MESSAGE,
+    DockerBackend,
+    LocalBackend,
+    available_guards,
+    docker_engine_available,
+    docker_image_name,
+    is_secret_name,
+    scrubbed_env,
+)
+from suites.swe.instances import Instance, bundled_instances
+from suites.swe.workspace import DockerWorkspace, PatchError, Workspace, WorkspaceError, find_in_mirror
+
+GUARDS = available_guards()
+WORKING_GUARDS = [g for g, ok in GUARDS.items() if ok]
+REAL_GUARDS = [g for g in WORKING_GUARDS if g != "none"]
+LRUKIT = next(i for i in bundled_instances() if i.instance_id == "ampbench__lrukit-1")
+
+
+def _processes_with(argument: str) -> list[int]:
+    """Pids whose command line contains `argument` (a unique sleep duration)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if argument.encode() in fh.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_gone(argument: str, seconds: float = 3.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _processes_with(argument)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    return ws
+
+
+# --------------------------------------------------------------------------- hangs
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_hanging_command_times_out_and_its_children_die(root: Path, guard: str) -> None:
+    marker = f"100.0{os.getpid() % 997}"  # a sleep duration no other process uses
+    backend = LocalBackend(root, guard=guard)
+    started = time.monotonic()
+    result = backend.run(f"sleep {marker} & sleep {marker}; echo never", timeout_s=1)
+    assert time.monotonic() - started < 5
+    assert result["timed_out"] is True
+    assert result["returncode"] == -9
+    assert result["output"] == "[ampbench: the command timed out after 1 s and was killed]"
+    assert result["guard"] == guard
+    assert _wait_gone(marker) == []
+
+
+def test_processes_escaping_the_process_group_are_killed_too(root: Path) -> None:
+    # Without a PID namespace a command can leave its process group with setsid;
+    # the marker variable in its environment still finds it.
+    marker = f"100.1{os.getpid() % 997}"
+    result = LocalBackend(root, guard="none").run(f"setsid sleep {marker} & sleep {marker}", timeout_s=1)
+    assert result["timed_out"]
+    assert _wait_gone(marker) == []
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_background_processes_end_when_the_command_returns(root: Path, guard: str) -> None:
+    marker = f"100.2{os.getpid() % 997}"
+    started = time.monotonic()
+    result = LocalBackend(root, guard=guard).run(f"sleep {marker} & echo started", timeout_s=30)
+    assert time.monotonic() - started < 5
+    assert result["output"] == "started\n" and result["returncode"] == 0 and not result["timed_out"]
+    assert _wait_gone(marker) == []
+
+
+# --------------------------------------------------------------------------- endless output
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_endless_output_is_truncated_with_bounded_memory(root: Path, guard: str) -> None:
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    started = time.monotonic()
+    result = LocalBackend(root, guard=guard).run("yes", timeout_s=30, max_output_bytes=10_000)
+    assert time.monotonic() - started < 10
+    assert result["truncated"] is True and result["timed_out"] is False
+    assert result["returncode"] == -9
+    body, _, note = result["output"].rpartition("\n")
+    assert len(body.encode()) <= 10_000 and set(body.split("\n")) <= {"y", ""}
+    assert note == (
+        "[ampbench: output truncated after 10000 bytes; the command printed more than 1048576 bytes and was killed]"
+    )
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    assert grown_kib < 64 * 1024
+
+
+def test_output_a_little_over_the_cap_lets_the_command_finish(root: Path) -> None:
+    result = LocalBackend(root, guard="none").run(
+        "head -c 3000 /dev/zero | tr '\\0' x; echo; echo done >&2", max_output_bytes=1000
+    )
+    assert result["returncode"] == 0 and result["truncated"]
+    assert (
+        result["output"]
+        == "x" * 1000 + "\n[ampbench: output truncated after 1000 bytes; 2006 more bytes were dropped]"
+    )
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def test_environment_is_scrubbed(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "FAKE_API_KEY": "sk-fake-123",
+        "OPENAI_API_KEY": "sk-openai",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
+        "GITHUB_TOKEN": "ghp_token_value",
+        "MY_SERVICE_SECRET": "service-secret-value",
+        "HTTP_COOKIE": "cookie-value",
+        "PLAIN_HARMLESS": "not-inherited-either",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    backend = LocalBackend(root, guard="none", home=root / "home", tmpdir=root / "tmp")
+    result = backend.run("echo ${FAKE_API_KEY:-unset}; env")
+    lines = result["output"].splitlines()
+    assert lines[0] == "unset"
+    env = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    for name, value in secrets.items():
+        assert name not in env
+        assert value not in result["output"]
+    assert env["HOME"] == str(root / "home") and env["TMPDIR"] == str(root / "tmp")
+    assert env["LANG"] == "C.UTF-8" and env["TZ"] == "UTC"
+    assert not [name for name in env if is_secret_name(name)]
+
+
+def test_secret_names() -> None:
+    for name in (
+        "OPENAI_API_KEY",
+        "FAKE_API_KEY",
+        "GH_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "DB_PASSWORD",
+        "SSH_AUTH_SOCK",
+        "X_SECRET",
+    ):
+        assert is_secret_name(name), name
+    for name in (
+        "PATH",
+        "HOME",
+        "GIT_AUTHOR_NAME",
+        "MONKEY_PATCH",
+        "KEYBOARD",
+        "PYTHONHASHSEED",
+        "TOKENIZERS_PARALLELISM",
+    ):
+        assert not is_secret_name(name), name
+    with pytest.raises(ValueError, match="MY_TOKEN"):
+        scrubbed_env(home="/h", tmpdir="/t", extra={"MY_TOKEN": "x"})
+
+
+def test_the_harness_python_is_on_path(root: Path) -> None:
+    result = LocalBackend(root, guard="none").run("python -c 'import pytest, sys; print(sys.prefix)'")
+    assert result["returncode"] == 0, result["output"]
+
+
+def test_a_command_that_cannot_start_is_data(root: Path) -> None:
+    result = LocalBackend(root, guard="none").run("true", cwd="../..")
+    assert result["returncode"] is None and result["exception"].startswith("ValueError: ")
+
+
+# --------------------------------------------------------------------------- leaving the workspace
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_writing_outside_the_workspace(tmp_path: Path, guard: str) -> None:
+    """What each guard guarantees about `echo x > ../outside.txt` and friends.
+
+    For every guard: the agent's cwd is <root>/repo, so ../outside.txt lands in
+    the workspace root, and it is gone when the workspace closes. With bwrap or
+    unshare, writes anywhere outside the root fail (read-only file system). With
+    no guard, they succeed: the local backend alone is not a sandbox.
+    """
+    base = tmp_path / "base"
+    base.mkdir()
+    elsewhere = tmp_path / "elsewhere.txt"
+    with Workspace.create(LRUKIT, base_dir=base, guard=guard) as ws:
+        near = ws.run("echo x > ../outside.txt; echo rc=$?")
+        assert near["output"].endswith("rc=0\n")
+        assert (ws.root / "outside.txt").is_file()  # inside the workspace root...
+        far = ws.run(f"echo x > ../../outside.txt; echo rc=$?; echo y > {elsewhere}; echo rc=$?")
+        sandboxed = guard != "none"
+        if sandboxed:
+            assert "Read-only file system" in far["output"]
+            assert far["output"].count("rc=1") == 2
+            assert not (base / "outside.txt").exists() and not elsewhere.exists()
+        else:
+            assert (base / "outside.txt").exists() and elsewhere.exists()
+        assert ws.diff() == ""  # nothing of this is part of the model patch
+        root = ws.root
+    assert not root.exists()  # ...and removed with it
+    assert sorted(p.name for p in base.iterdir()) == ([] if sandboxed else ["outside.txt"])
+
+
+@pytest.mark.parametrize("guard", REAL_GUARDS)
+def test_guard_hides_harness_processes_and_cannot_be_undone(root: Path, guard: str) -> None:
+    backend = LocalBackend(root, guard=guard)
+    result = backend.run(
+        f"test -e /proc/{os.getpid()} && echo visible || echo hidden; mount -o remount,rw / 2>/dev/null && echo rw || echo ro"
+    )
+    assert result["output"] == "hidden\nro\n"
+
+
+def test_unknown_or_unavailable_guard_is_a_user_error(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UserError, match="unknown guard 'jail'"):
+        LocalBackend(root, guard="jail")
+    monkeypatch.setattr(execution.shutil, "which", lambda name, *a, **k: None)
+    execution._guard_works.cache_clear()
+    try:
+        with pytest.raises(UserError, match="apt-get install -y bubblewrap"):
+            LocalBackend(root, guard="bwrap")
+        assert LocalBackend(root, guard="auto").guard == "none"
+    finally:
+        monkeypatch.undo()
+        execution._guard_works.cache_clear()
+
+
+# --------------------------------------------------------------------------- docker
+
+
+def test_docker_image_name() -> None:
+    assert (
+        docker_image_name("django__django-11099")
+        == "swebench/sweb.eval.x86_64.django_1776_django-11099:latest"
+    )
+    assert docker_image_name("Foo__Bar-1", namespace="me") == "me/sweb.eval.x86_64.foo_1776_bar-1:latest"
+
+
+def test_missing_docker_engine_is_one_clear_line() -> None:
+    with pytest.raises(UserError) as info:
+        DockerBackend("swebench/sweb.eval.x86_64.x:latest", docker="no-such-docker-binary")
+    assert str(info.value) == NO_DOCKER_MESSAGE
+    if not docker_engine_available():  # this machine: the docker CLI exists, no engine runs
+        with pytest.raises(UserError, match="no Docker engine is reachable"):
+            DockerWorkspace.create(LRUKIT)
+
+
+# --------------------------------------------------------------------------- workspaces
+
+
+def test_workspace_is_removed_after_an_exception(tmp_path: Path) -> None:
+    seen = []
+    with pytest.raises(RuntimeError), Workspace.create(LRUKIT, base_dir=tmp_path) as ws:
+        seen.append(ws.root)
+        ws.run("chmod -w . tests")  # even with directories made read-only
+        raise RuntimeError("agent crashed")
+    assert not seen[0].exists() and list(tmp_path.iterdir()) == []
+
+
+def test_workspace_is_removed_after_keyboard_interrupt(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), Workspace.create(LRUKIT, base_dir=tmp_path):
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_workspace_close_is_idempotent_and_finalizer_cleans_up(tmp_path: Path) -> None:
+    ws = Workspace.create(LRUKIT, base_dir=tmp_path)
+    root = ws.root
+    ws.close()
+    ws.close()
+    assert ws.closed and not root.exists()
+    forgotten = Workspace.create(LRUKIT, base_dir=tmp_path)
+    root = forgotten.root
+    del forgotten  # garbage collected without close()
+    assert not root.exists()
+
+
+def test_diff_has_new_and_deleted_files_but_no_caches(tmp_path: Path) -> None:
+    with Workspace.create(LRUKIT, base_dir=tmp_path) as ws:
+        assert ws.source == "bundled" and ws.head_commit() == LRUKIT.base_commit
+        ws.run(
+            "echo new > NOTES.txt && rm README.md && mkdir -p lrukit/__pycache__ .pytest_cache x.egg-info"
+            " && touch lrukit/__pycache__/cache.cpython-311.pyc .pytest_cache/v x.egg-info/PKG-INFO"
+            " && git add -A && git commit -qm wip && echo more >> NOTES.txt"
+        )
+        ws.write_text("lrukit/extra.py", "VALUE = 1\n")
+        patch = ws.diff()
+        assert "b/NOTES.txt" in patch and "+new\n+more" in patch
+        assert "deleted file mode" in patch and "a/README.md" in patch
+        assert "b/lrukit/extra.py" in patch
+        assert "pycache" not in patch and "pytest_cache" not in patch and "egg-info" not in patch
+        # The agent's own index is untouched by diff().
+        assert ws.run("git status --short")["output"] == " M NOTES.txt\n?? lrukit/extra.py\n"
+    with Workspace.create(LRUKIT, base_dir=tmp_path) as fresh:
+        assert fresh.apply(patch) == "git apply"
+        assert fresh.read_text("NOTES.txt") == "new\nmore\n"
+
+
+def test_editor_paths_cannot_leave_the_workspace(tmp_path: Path) -> None:
+    with Workspace.create(LRUKIT, base_dir=tmp_path) as ws:
+        ws.run(f"ln -s {tmp_path} escape")
+        with pytest.raises(WorkspaceError, match="outside the workspace"):
+            ws.write_text("escape/pwned.txt", "x")
+        with pytest.raises(WorkspaceError, match="outside the workspace"):
+            ws.read_text("../../../etc/passwd")
+        assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_apply_failure_changes_nothing(tmp_path: Path) -> None:
+    half_bad = (
+        LRUKIT.patch
+        + "diff --git a/missing.py b/missing.py\n--- a/missing.py\n+++ b/missing.py\n@@ -1 +1 @@\n-a\n+b\n"
+    )
+    with Workspace.create(LRUKIT, base_dir=tmp_path) as ws:
+        with pytest.raises(PatchError, match=r"missing\.py"):
+            ws.apply(half_bad)
+        assert ws.diff() == ""
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(cwd),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize("layout", ["acme__widget", "acme/widget.git"])
+def test_workspace_from_a_mirror_holds_no_future_commits(tmp_path: Path, layout: str) -> None:
+    mirror = tmp_path / "mirror"
+    upstream = mirror / layout
+    upstream.mkdir(parents=True)
+    _git(upstream, "init", "-q")
+    (upstream / "widget.py").write_text("def f():\n    return 1\n")
+    _git(upstream, "add", "-A")
+    _git(upstream, "commit", "-qm", "base")
+    base = _git(upstream, "rev-parse", "HEAD")
+    (upstream / "widget.py").write_text("def f():\n    return 2  # the fix\n")
+    _git(upstream, "commit", "-qam", "the fix")
+    instance = Instance(
+        instance_id="acme__widget-7", repo="acme/widget", base_commit=base, problem_statement="f is wrong"
+    )
+    assert find_in_mirror(mirror, "acme/widget") == upstream
+    with Workspace.create(instance, repo_mirror=mirror, network=False, base_dir=tmp_path) as ws:
+        assert ws.source == f"mirror:{upstream}"
+        assert ws.read_text("widget.py") == "def f():\n    return 1\n"
+        log = ws.run("git log --all --oneline | wc -l; git rev-list --all | wc -l")
+        assert log["output"] == "1\n1\n"
+        assert "the fix" not in ws.run("git log --all -p")["output"]
+
+
+def test_repo_that_cannot_be_found_is_one_clear_line(tmp_path: Path) -> None:
+    instance = Instance(
+        instance_id="acme__gone-1", repo="acme/gone", base_commit="a" * 40, problem_statement="x"
+    )
+    with pytest.raises(UserError) as info:
+        Workspace.create(instance, repo_mirror=tmp_path / "mirror", network=False, base_dir=tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("acme__gone-1: repo acme/gone not found in the mirror")
+    assert "git clone https://github.com/acme/gone" in message
+    with pytest.raises(UserError, match="not bundled and network access is off; pass --repo-mirror DIR"):
+        Workspace.create(instance, network=False, base_dir=tmp_path)
+    # An unreachable URL (a local path here, so no network is needed) fails the same way.
+    with pytest.raises(
+        UserError, match=r"^acme__gone-1: repo acme/gone cannot be fetched from .*nowhere/gone: fatal: "
+    ):
+        Workspace.create(instance, url_template=str(tmp_path / "nowhere" / "{name}"), base_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_command_that_closes_its_output_still_runs_to_the_end(root: Path) -> None:
+    backend = LocalBackend(root, guard="none")
+    result = backend.run("exec >/dev/null 2>&1; sleep 0.3; echo finished > done.txt", timeout_s=10)
+    assert result["returncode"] == 0 and not result["timed_out"]
+    assert (root / "done.txt").read_text() == "finished\n"
+    result = backend.run("exec >/dev/null 2>&1; sleep 30", timeout_s=0.5)
+    assert result["timed_out"] and result["returncode"] == -9
