@@ -160,6 +160,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and each SSE frame are written separately; with Nagle on, a frame can
+    # wait ~40 ms for the client's delayed ACK, which would distort every latency.
+    disable_nagle_algorithm = True
     server_version = "ampbench-sim"
     sys_version = ""
     timeout = _IDLE_TIMEOUT_S

@@ -75,11 +75,18 @@ class AnthropicWire:
 
         system, system_marked = self._system(body.get("system"))
         tools, tools_marked = self._tools(body.get("tools"))
+        messages: list[ViewMessage] = []
+        for i, m in enumerate(body["messages"]):
+            if isinstance(m, dict) and m.get("role") == "system":
+                # Mid-conversation system messages (a beta Claude Code sends): extra system text.
+                system = "\n\n".join(t for t in (system, text_of_parts(m.get("content"), ("text",))[0]) if t)
+            else:
+                messages.append(self._message(i, m))
         view = View(
             wire=self.name,
             model=model,
             system=system,
-            messages=[self._message(i, m) for i, m in enumerate(body["messages"])],
+            messages=messages,
             tools=tools,
             tool_choice=self._tool_choice(body.get("tool_choice")),
             stream=body.get("stream") is True,
