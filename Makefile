@@ -20,9 +20,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check harness suites tests scripts
 	$(BIN)/pytest -q
 
-# Slow tests too (marked `slow`); the default run keeps them out.
+# Slow tests too (marked `slow`); the default run keeps them out. The opt-in
+# live_local and claude_code tests need `make local-model-start` / a `claude` binary.
 test-all: $(STAMP)
-	$(BIN)/pytest -q -m 'slow or not slow'
+	$(BIN)/pytest -q -m 'not live_local and not claude_code'
 
 # Opt-in, not in CI: build llama.cpp's server, serve SmolLM2-135M on loopback and
 # run the snitch suite against that real model, recording its cassettes.

@@ -25,7 +25,7 @@ def reachable(spec: str) -> bool:
         return True
     base = spec.split("@", 1)[1].rstrip("/")
     try:
-        with urllib.request.urlopen(base + "/models", timeout=5):
+        with urllib.request.urlopen(base + "/models", timeout=60):
             return True
     except OSError:
         return False

@@ -6,9 +6,8 @@ parser of its own format and none re-implements event-stream framing.
 
 from __future__ import annotations
 
-import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,18 +135,3 @@ def parse_arguments(raw: str | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def sdk_kwargs(method: Callable[..., Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Split a request into the SDK method's own parameters and `extra_body`.
-
-    SDK releases drop parameters the API still takes (anthropic 2.x has no
-    `temperature`); those travel in `extra_body`, which the SDK merges into
-    the same JSON body, so the request stays what `build_request` made.
-    """
-    accepted = inspect.signature(method).parameters
-    known = {k: v for k, v in request.items() if k in accepted}
-    extra = {k: v for k, v in request.items() if k not in accepted}
-    if extra:
-        known["extra_body"] = extra
-    return known

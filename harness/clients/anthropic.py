@@ -18,7 +18,6 @@ from harness.clients._wire import (
     iter_sse,
     load_json,
     parse_arguments,
-    sdk_kwargs,
     status_error,
 )
 from harness.clients.base import BaseClient, ModelSpec
@@ -329,33 +328,6 @@ class AnthropicClient(BaseClient):
     """The Messages API through the official `anthropic` SDK (its retries off, ours on)."""
 
     wire: ClassVar[str] = "anthropic"
-    _sdk: Any = None
-
-    def _sdk_client(self) -> Any:
-        if self._sdk is None:
-            import anthropic
-
-            http = self.http_client()
-            self._sdk = anthropic.AsyncAnthropic(
-                api_key=self.spec.api_key,
-                base_url=self.spec.base_url,
-                http_client=http,
-                # The SDK sends its own per-request timeout; make it ours.
-                timeout=http.timeout,
-                max_retries=0,
-            )
-        return self._sdk
-
-    async def _send(
-        self,
-        system: str,
-        messages: list[Message],
-        tools: list[ToolSpec],
-        options: GenerateOptions,
-        headers: dict[str, str],
-    ) -> ModelTurn:
-        sdk = self._sdk_client()
-        create = sdk.messages.with_raw_response.create
-        request = build_request(self.spec, system, messages, tools, options)
-        kwargs = sdk_kwargs(create, request)
-        return await self._exchange(lambda: create(**kwargs, extra_headers=headers))
+    sdk_class: ClassVar[str] = "anthropic:AsyncAnthropic"
+    resource: ClassVar[str] = "messages"
+    build_request = staticmethod(build_request)

@@ -8,6 +8,8 @@ through the ledger and is counted.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -104,6 +106,21 @@ def map_sdk_error(exc: BaseException) -> ProviderError | None:
     return None
 
 
+def sdk_kwargs(method: Callable[..., Any], request: dict[str, Any]) -> dict[str, Any]:
+    """Split a request into the SDK method's own parameters and `extra_body`.
+
+    SDK releases drop parameters the API still takes (anthropic 2.x has no
+    `temperature`); those travel in `extra_body`, which the SDK merges into
+    the same JSON body, so the request stays what `build_request` made.
+    """
+    accepted = inspect.signature(method).parameters
+    known = {k: v for k, v in request.items() if k in accepted}
+    extra = {k: v for k, v in request.items() if k not in accepted}
+    if extra:
+        known["extra_body"] = extra
+    return known
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
@@ -118,6 +135,7 @@ class BaseClient:
         self.spec = spec
         self.settings = settings
         self._http: httpx2.AsyncClient | None = None
+        self._sdk: Any = None
 
     @property
     def label(self) -> str:
@@ -170,6 +188,29 @@ class BaseClient:
         wait = min(self.settings.max_wait_s, suggested) if suggested is not None else backoff
         return wait * self.settings.retry_wait_scale
 
+    # What a provider module declares instead of code: its SDK client class,
+    # the resource whose `create` makes one request, and its request builder.
+    sdk_class: ClassVar[str]
+    """`module:Class` of the async SDK client, e.g. `anthropic:AsyncAnthropic`."""
+    resource: ClassVar[str]
+    """Dotted path from the SDK client to the resource, e.g. `chat.completions`."""
+    build_request: ClassVar[Callable[..., dict[str, Any]]]
+    """`build_request(spec, system, messages, tools, options) -> dict`: the request body."""
+
+    def _sdk_client(self) -> Any:
+        if self._sdk is None:
+            module_name, _, class_name = self.sdk_class.partition(":")
+            http = self.http_client()
+            self._sdk = getattr(importlib.import_module(module_name), class_name)(
+                api_key=self.spec.api_key,
+                base_url=self.spec.base_url,
+                http_client=http,
+                # The SDK sends its own per-request timeout otherwise; make it ours.
+                timeout=http.timeout,
+                max_retries=0,
+            )
+        return self._sdk
+
     async def _send(
         self,
         system: str,
@@ -178,8 +219,14 @@ class BaseClient:
         options: GenerateOptions,
         headers: dict[str, str],
     ) -> ModelTurn:
-        """Make exactly one HTTP attempt and return the parsed turn. Providers implement this."""
-        raise NotImplementedError
+        """Make exactly one HTTP attempt through the SDK and return the turn the ledger parsed."""
+        resource = self._sdk_client()
+        for name in self.resource.split("."):
+            resource = getattr(resource, name)
+        create = resource.with_raw_response.create
+        request = type(self).build_request(self.spec, system, messages, tools, options)
+        kwargs = sdk_kwargs(create, request)
+        return await self._exchange(lambda: create(**kwargs, extra_headers=headers))
 
     async def _exchange(self, call: Callable[[], Awaitable[Any]]) -> ModelTurn:
         """Run one SDK call made `with_raw_response`; return the turn the ledger parsed.

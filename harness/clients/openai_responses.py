@@ -18,7 +18,6 @@ from harness.clients._wire import (
     iter_sse,
     load_json,
     parse_arguments,
-    sdk_kwargs,
     status_error,
 )
 from harness.clients.base import BaseClient, ModelSpec
@@ -347,32 +346,6 @@ class OpenAIResponsesClient(BaseClient):
     """The Responses API through the official `openai` SDK, stateless (`store=False`)."""
 
     wire: ClassVar[str] = "openai-responses"
-    _sdk: Any = None
-
-    def _sdk_client(self) -> Any:
-        if self._sdk is None:
-            import openai
-
-            http = self.http_client()
-            self._sdk = openai.AsyncOpenAI(
-                api_key=self.spec.api_key,
-                base_url=self.spec.base_url,
-                http_client=http,
-                timeout=http.timeout,  # the SDK sends its own per-request timeout otherwise
-                max_retries=0,
-            )
-        return self._sdk
-
-    async def _send(
-        self,
-        system: str,
-        messages: list[Message],
-        tools: list[ToolSpec],
-        options: GenerateOptions,
-        headers: dict[str, str],
-    ) -> ModelTurn:
-        sdk = self._sdk_client()
-        create = sdk.responses.with_raw_response.create
-        request = build_request(self.spec, system, messages, tools, options)
-        kwargs = sdk_kwargs(create, request)
-        return await self._exchange(lambda: create(**kwargs, extra_headers=headers))
+    sdk_class: ClassVar[str] = "openai:AsyncOpenAI"
+    resource: ClassVar[str] = "responses"
+    build_request = staticmethod(build_request)
