@@ -422,9 +422,11 @@ class Runner:
         if config.max_tokens:
             options = replace(options, max_tokens=config.max_tokens)
         price = prices.price_for(spec.provider, spec.model)
-        env = suite.environment(task)
         started = time.monotonic()
+        env = None
         try:
+            # Making an environment may block (a workspace checkout): keep the other task runs going.
+            env = await asyncio.to_thread(suite.environment, task)
             outcome = await run_task(
                 task,
                 client,
@@ -442,7 +444,8 @@ class Runner:
             outcome = TaskOutcome(status="error", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
             grade = Grade(score=None)
         finally:
-            await env.close()
+            if env is not None:
+                await env.close()
         outcome.wall_s = round(time.monotonic() - started, 3)
         if hasattr(suite, "write_artifacts"):
             suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)

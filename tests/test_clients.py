@@ -706,3 +706,15 @@ async def test_non_retryable_error_is_one_row(wire: str) -> None:
     (row,) = sink.exchanges
     assert (row.attempt, row.status, row.error, row.tool_calls) == (1, 400, "invalid_request_error: no", 0)
     assert row.input_tokens is None  # nothing reported: None, never 0
+
+
+def test_compat_servers_get_an_explicit_tool_choice() -> None:
+    # llama-cpp-python's server ignores `tools` unless `tool_choice` is present.
+    compat = ModelSpec(
+        "compat:m@http://127.0.0.1:8080/v1", "compat", "m", "openai-chat", "http://127.0.0.1:8080/v1"
+    )
+    openai_spec = ModelSpec("openai:gpt-4o", "openai", "gpt-4o", "openai-chat")
+    messages = [UserMessage("go")]
+    assert chat_wire.build_request(compat, "", messages, TOOLS, GenerateOptions())["tool_choice"] == "auto"
+    assert "tool_choice" not in chat_wire.build_request(compat, "", messages, [], GenerateOptions())
+    assert "tool_choice" not in chat_wire.build_request(openai_spec, "", messages, TOOLS, GenerateOptions())

@@ -13,7 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.cassettes import EXTENSION, iter_cassette_files
+from harness.committed import INDEX, load_index
 from harness.errors import UserError
+from harness.ledger import SIMULATED_HEADER
+from harness.report import SIMULATED_LABEL
 
 app = typer.Typer(help="List and check recorded cassettes.", no_args_is_help=True)
 console = Console()
@@ -51,22 +54,43 @@ def read_cassette_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _runs_of(root: Path) -> set[str] | None:
+    """Run folders named in the root's runs.yaml, or None for a plain cassette dir."""
+    if not (root / INDEX).is_file():
+        return None
+    return {run.name for run in load_index(root)}
+
+
+def _place(root: Path, path: Path) -> tuple[str, str, str, str] | None:
+    """(run, suite, model dir, file name) of a cassette, or None if it sits where none belongs.
+
+    A plain cassette dir holds `<suite>/<model>/<task>__r<repeat>.json`; the
+    committed root adds a run folder in front: `<run>/<suite>/<model>/...`.
+    """
+    parts = path.relative_to(root).parts
+    if len(parts) == 3:
+        return ("", *parts)  # type: ignore[return-value]
+    if len(parts) == 4:
+        return parts  # type: ignore[return-value]
+    return None
+
+
 @app.command("list")
 def list_cassettes(
     directory: Annotated[Path, typer.Option("--dir", help="Cassette root.")] = Path("cassettes"),
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Per suite and model: task runs recorded, interactions, and their statuses."""
+    """Per run, suite and model: task runs recorded, interactions, and their statuses."""
     root = _root(directory)
-    groups: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"files": 0, "interactions": 0, "statuses": Counter(), "tasks": set()}
+    groups: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
+        lambda: {"files": 0, "interactions": 0, "statuses": Counter(), "tasks": set(), "simulated": False}
     )
     for path in iter_cassette_files(root):
-        rel = path.relative_to(root).parts
-        if len(rel) != 3:
+        place = _place(root, path)
+        if place is None:
             continue
-        suite, model, name = rel
-        entry = groups[(suite, model)]
+        run, suite, model, name = place
+        entry = groups[(run, suite, model)]
         entry["files"] += 1
         match = _NAME.match(name)
         if match:
@@ -78,27 +102,32 @@ def list_cassettes(
             continue
         entry["interactions"] += len(data["interactions"])
         for interaction in data["interactions"]:
+            if SIMULATED_HEADER in interaction["response"].get("headers", {}):
+                entry["simulated"] = True
             failed = interaction["response"].get("ampbench_exception")
             entry["statuses"]["exception" if failed else str(interaction["response"]["status"]["code"])] += 1
     rows = [
         {
+            "run": r,
             "suite": s,
-            "model": m,
+            "model": m + (SIMULATED_LABEL if e["simulated"] else ""),
+            "simulated": e["simulated"],
             "task_runs": e["files"],
             "tasks": len(e["tasks"]),
             "interactions": e["interactions"],
             "statuses": dict(sorted(e["statuses"].items())),
         }
-        for (s, m), e in sorted(groups.items())
+        for (r, s, m), e in sorted(groups.items())
     ]
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     table = Table(title=f"cassettes in {root}")
-    for col in ("suite", "model dir", "task runs", "tasks", "interactions", "statuses"):
+    for col in ("run", "suite", "model dir", "task runs", "tasks", "interactions", "statuses"):
         table.add_column(col)
     for r in rows:
         table.add_row(
+            r["run"] or "–",
             r["suite"],
             r["model"],
             str(r["task_runs"]),
@@ -115,12 +144,17 @@ def check(
 ) -> None:
     """Every file parses, no secret is stored, no file is an orphan. Exit 1 on any problem."""
     root = _root(directory)
+    listed = _runs_of(root)
     problems: list[str] = []
     files = iter_cassette_files(root)
     for path in files:
         rel = path.relative_to(root)
-        if len(rel.parts) != 3 or not _NAME.match(rel.parts[2]):
-            problems.append(f"{rel}: orphan (expected <suite>/<model>/<task>__r<repeat>.{EXTENSION})")
+        place = _place(root, path)
+        if place is None or not _NAME.match(place[3]):
+            problems.append(f"{rel}: orphan (expected [<run>/]<suite>/<model>/<task>__r<repeat>.{EXTENSION})")
+            continue
+        if listed is not None and place[0] not in listed:
+            problems.append(f"{rel}: orphan (run folder {place[0] or '.'!r} is not in {INDEX})")
             continue
         try:
             data = read_cassette_file(path)
@@ -136,7 +170,7 @@ def check(
         if not data["interactions"]:
             problems.append(f"{rel}: no interactions")
     for problem in problems:
-        console.print(f"[red]problem[/red] {problem}")
+        console.print(f"[red]problem[/red] {problem}", highlight=False)
     console.print(f"{len(files)} cassette files checked, {len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)

@@ -56,6 +56,17 @@ def run(
     repo_mirror: Annotated[
         Path | None, typer.Option(help="swe: directory of local git mirrors of the repos.")
     ] = None,
+    step_limit: Annotated[int | None, typer.Option(help="swe: model calls per task (default 250).")] = None,
+    cost_limit: Annotated[
+        float | None, typer.Option(help="swe: USD per task where prices are known.")
+    ] = None,
+    wall_time: Annotated[float | None, typer.Option(help="swe: seconds per task.")] = None,
+    guard: Annotated[
+        str | None, typer.Option(help="swe: command confinement: auto, bwrap, unshare or none.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="swe: never fetch repositories from the network.")
+    ] = False,
     cassettes: Annotated[str, typer.Option(help="Cassette mode: off, record, replay, auto.")] = "off",
     cassette_dir: Annotated[str, typer.Option(help="Root folder of cassettes.")] = "cassettes",
     sim_faults: Annotated[float, typer.Option(help="Fault rate of the simulator serving sim: models.")] = 0.0,
@@ -83,6 +94,11 @@ def run(
             "scaffold": scaffold,
             "backend": backend,
             "repo_mirror": repo_mirror,
+            "step_limit": step_limit,
+            "cost_limit": cost_limit,
+            "wall_time_s": wall_time,
+            "guard": guard,
+            "network": False if offline else None,
         }
         # Only options the user gave reach the suite, which rejects the ones it does not take.
         suite_options = {k: v for k, v in given.items() if v is not None}

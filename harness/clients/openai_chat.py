@@ -352,6 +352,10 @@ def build_request(
             }
             for t in tools
         ]
+        if spec.provider == "compat":
+            # llama.cpp's server (llama-cpp-python) ignores the tools unless tool_choice is
+            # given, although "auto" is the API's default; some vLLM setups likewise.
+            request["tool_choice"] = "auto"
     # OpenAI deprecated max_tokens (reasoning models reject it); compatible servers only know max_tokens.
     request["max_completion_tokens" if spec.provider == "openai" else "max_tokens"] = options.max_tokens
     if options.temperature is not None:

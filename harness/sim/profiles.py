@@ -301,3 +301,5 @@ class Generic:
 
 for _profile in (Terse(), Thorough(), Reasoner(), Generic()):
     register(_profile)
+
+from harness.sim import swe_profiles  # noqa: E402, F401  (registers swe-oracle, swe-explorer, swe-flailer)
