@@ -157,7 +157,9 @@ class CassetteStore:
         key = (model, task_id, repeat)
         cassette = self._open.get(key)
         if cassette is None:
-            cassette = Cassette(
+            # Record starts every task run afresh; replay and auto read what is on disk.
+            make = Cassette if self.mode == "record" else Cassette.load
+            cassette = make(
                 path=str(self.path_for(model, task_id, repeat)),
                 serializer=jsonserializer,
                 persister=FilesystemPersister,
@@ -165,8 +167,6 @@ class CassetteStore:
                 match_on=MATCH_ON,
                 before_save_interaction=self._scrub,
             )
-            if self.mode != "record":  # record starts every task run afresh
-                cassette._load()
             self._open[key] = cassette
         return cassette
 
@@ -190,6 +190,8 @@ class CassetteStore:
         if cassette is None or self.mode == "replay":
             return
         if cassette.dirty or self.mode == "record":
+            # vcrpy saves through the private _save when its context manager exits;
+            # this store is that context, once per task run.
             cassette._metadata["ampbench"] = {
                 "suite": self.suite,
                 "model": model,

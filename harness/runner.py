@@ -11,6 +11,7 @@ import asyncio
 import importlib.metadata
 import platform
 import secrets
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class RunConfig:
     """Fault rate of the in-process simulator serving `sim:` models (0 = none)."""
     sim_seed: int = 0
     """Seed of the simulator's fault plan."""
+    sim_fault_kinds: str = ""
+    """Comma-separated fault kinds of the simulator (empty: all kinds)."""
 
 
 def new_run_id(suite: str) -> str:
@@ -258,9 +261,16 @@ class Runner:
             # Nothing leaves the machine on replay and hosts are not matched: any valid URL will do.
             url = "http://simulator.invalid"
         elif self.config.sim_faults:
+            from harness.sim.faults import parse_kinds
             from harness.sim.server import SimServer
 
-            self._sim = SimServer(faults=self.config.sim_faults, seed=self.config.sim_seed).start()
+            try:
+                kinds = parse_kinds(self.config.sim_fault_kinds)
+            except ValueError as exc:
+                raise UserError(f"--sim-fault-kinds: {exc}") from None
+            self._sim = SimServer(
+                faults=self.config.sim_faults, seed=self.config.sim_seed, fault_kinds=kinds
+            ).start()
             url = self._sim.url
         else:
             from harness.sim.server import shared_server
@@ -325,6 +335,11 @@ class Runner:
             asyncio.run(self._run_all(suite, jobs, specs, judge_spec, writer, run_id))
         except BaseException:
             writer.finish("interrupted")
+            print(
+                f"run interrupted: {len(completed_keys(run_dir))} task runs are in {run_dir}; "
+                f"finish it with: ampbench run --resume {run_dir}",
+                file=sys.stderr,
+            )
             raise
         finally:
             if self._sim is not None:

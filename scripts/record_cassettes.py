@@ -41,7 +41,9 @@ def main() -> int:
     for run in runs:
         down = [m for m in run.models if not reachable(m)]
         if down:
-            print(f"skip {run.name}: {', '.join(down)} not reachable (make local-model-start)", file=sys.stderr)
+            print(
+                f"skip {run.name}: {', '.join(down)} not reachable (make local-model-start)", file=sys.stderr
+            )
             continue
         shutil.rmtree(args.root / run.name, ignore_errors=True)
         run_dir = committed.record(run, args.root, out_root / run.name)

@@ -8,10 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from harness.sim.server import SimServer
 
 from harness.cassettes import iter_cassette_files
 from harness.runner import RunConfig, Runner
+from harness.sim.server import SimServer
 
 FAKE_KEY = "sk-ant-test-CASSETTE-KEY-9876543210fedcba"
 MODELS = ["anthropic:thorough", "openai:terse", "openai-responses:reasoner"]

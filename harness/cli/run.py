@@ -71,6 +71,12 @@ def run(
     cassette_dir: Annotated[str, typer.Option(help="Root folder of cassettes.")] = "cassettes",
     sim_faults: Annotated[float, typer.Option(help="Fault rate of the simulator serving sim: models.")] = 0.0,
     sim_seed: Annotated[int, typer.Option(help="Seed of the simulator's faults.")] = 0,
+    sim_fault_kinds: Annotated[
+        str,
+        typer.Option(
+            help="Simulator fault kinds, comma-separated (rate_limit, server_error, overloaded, slow, drop, stream_drop)."
+        ),
+    ] = "",
     resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run in this directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -120,6 +126,7 @@ def run(
             cassette_dir=cassette_dir,
             sim_faults=sim_faults,
             sim_seed=sim_seed,
+            sim_fault_kinds=sim_fault_kinds,
         )
     run_dir = Runner(config, resume_dir=resume, progress=progress).run()
     _print_report(run_dir)
