@@ -58,10 +58,10 @@ def exchanges_distribution(runs: Runs, feats: Any) -> Any:
     ax.boxplot(
         data, positions=positions, widths=0.55, showmeans=True, meanprops={"marker": "D", "markersize": 5}
     )
-    ax.set_xticks(
+    _label_boxes(
+        ax,
         positions,
-        [f"{_group_name(s, m, several)}\n(n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
-        fontsize=8,
+        [f"{_group_name(s, m, several)} (n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
     )
     ax.set_ylim(bottom=0)
     ax.set_xlabel("model (n = task runs)")
@@ -169,16 +169,21 @@ def exchanges_per_user_turn(runs: Runs, feats: Any) -> Any:
     ax.boxplot(
         data, positions=positions, widths=0.55, showmeans=True, meanprops={"marker": "D", "markersize": 5}
     )
-    ax.set_xticks(
+    _label_boxes(
+        ax,
         positions,
-        [f"{_group_name(s, m, several)}\n(n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
-        fontsize=8,
+        [f"{_group_name(s, m, several)} (n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
     )
     ax.set_ylim(bottom=0)
     ax.set_xlabel("model (n = task runs of multi-turn suites)")
     ax.set_ylabel("exchanges per user turn (count)")
     ax.set_title("Exchanges per user turn (multi-turn suites; ◆ mean)")
     return fig
+
+
+def _label_boxes(ax: Any, positions: list[int], labels: list[str]) -> None:
+    # Model specs are long; slanted labels keep neighbours from overprinting each other.
+    ax.set_xticks(positions, labels, fontsize=8, rotation=20, ha="right", rotation_mode="anchor")
 
 
 def _thousands() -> Any:
