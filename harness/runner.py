@@ -29,7 +29,7 @@ from harness.conversation import GenerateOptions, UserMessage
 from harness.errors import AmpbenchError, UserError
 from harness.ledger import Exchange
 from harness.loop import TaskOutcome, run_task
-from harness.results import RunWriter, completed_keys, load, read_manifest
+from harness.results import RunWriter, completed_keys, git_sha, load, read_manifest
 from harness.tasks import Grade, Suite, Task
 
 TaskKey = tuple[str, str, int]
@@ -124,7 +124,6 @@ def _sum(values: list[int | None]) -> int | None:
 
 def task_row(
     *,
-    config: RunConfig,
     run_id: str,
     task: Task,
     spec: ModelSpec,
@@ -304,7 +303,7 @@ class Runner:
             "run_id": run_id,
             "kind": "run",
             "versions": _versions(),
-            "git_sha": None,
+            "git_sha": git_sha(),
             "config": asdict(config),
             "models": [
                 {
@@ -319,9 +318,6 @@ class Runner:
             "suite": config.suite,
             "cassette_mode": config.cassettes,
         }
-        from harness.results import git_sha
-
-        manifest["git_sha"] = git_sha()
         extra = list(getattr(suite, "extra_columns", ()))
         writer = RunWriter(run_dir, manifest, extra_task_columns=extra, resume=self.resume_dir is not None)
         jobs = [
@@ -469,7 +465,6 @@ class Runner:
         exchanges, tool_rows = sink.pop((task.id, spec.spec, repeat))
         writer.task(
             task_row(
-                config=config,
                 run_id=run_id,
                 task=task,
                 spec=spec,
