@@ -902,7 +902,15 @@ def rich_tables(comparison: Comparison) -> list[Any]:
             continue
         table = Table(title=title)
         for i, h in enumerate(header):
-            table.add_column(h, justify="left" if i < 2 or h in ("baseline", "metric") else "right")
+            text = i < 2 or h in ("baseline", "metric")
+            # Model specs are long: let them wrap rather than be cut to "compa…".
+            wide = h in ("model", "baseline")
+            table.add_column(
+                h,
+                justify="left" if text else "right",
+                overflow="fold" if wide else "ellipsis",
+                min_width=14 if wide else None,
+            )
         for row in rows:
             table.add_row(*row)
         out.append(table)
