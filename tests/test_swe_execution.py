@@ -94,6 +94,18 @@ def test_background_processes_end_when_the_command_returns(root: Path, guard: st
     assert _wait_gone(marker) == []
 
 
+def test_quick_background_jobs_are_in_the_output_every_time(root: Path) -> None:
+    # `a & b`: the background job's error used to race the kill at the command's end.
+    # Which of the two lines comes first is still up to the scheduler; that both
+    # are there is not.
+    backend = LocalBackend(root)
+    outputs = {
+        tuple(sorted(backend.run("nosuchcmd_zz & echo fg", timeout_s=30)["output"].splitlines()))
+        for _ in range(5)
+    }
+    assert outputs == {("/usr/bin/bash: line 1: nosuchcmd_zz: command not found", "fg")}
+
+
 # --------------------------------------------------------------------------- endless output
 
 

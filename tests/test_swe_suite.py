@@ -109,6 +109,17 @@ def test_deterministic_maps_the_workspace_and_masks_timings(tmp_path: Path) -> N
     )
 
 
+def test_racing_shell_errors_come_out_in_one_order(tmp_path: Path) -> None:
+    paths = PathMap.for_workspace(tmp_path / "ws", "/workspace")
+    a = "/usr/bin/bash: line 1: list-files: command not found"
+    b = "/usr/bin/bash: line 1: amp: command not found"
+    one = deterministic(f"<output>\n{a}\n{b}\nrest\n", paths)
+    other = deterministic(f"<output>\n{b}\n{a}\nrest\n", paths)
+    assert one == other == f"<output>\n{b}\n{a}\nrest\n"
+    # Other lines keep their order.
+    assert deterministic("z\ny\n", paths) == "z\ny\n"
+
+
 def test_elide_keeps_head_and_tail() -> None:
     text = "a" * 50 + "b" * 50
     out = elide(text, 20)

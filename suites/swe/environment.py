@@ -151,14 +151,36 @@ class PathMap:
         return text
 
 
+# bash's own error lines ("/usr/bin/bash: line 1: foo: command not found").
+_SHELL_ERROR = re.compile(r"^(?:/usr)?(?:/bin/)?(?:ba)?sh: line \d+: ")
+
+
+def _sort_shell_error_runs(lines: list[str]) -> list[str]:
+    # Background jobs and pipeline stages start concurrently, so the order of
+    # their "command not found" lines is a race (seen with a model that wrote
+    # `a&amp;b`). Sorting each run of such lines makes the observation one value.
+    out: list[str] = []
+    run: list[str] = []
+    for line in [*lines, None]:
+        if line is not None and _SHELL_ERROR.match(line):
+            run.append(line)
+            continue
+        out.extend(sorted(run))
+        run = []
+        if line is not None:
+            out.append(line)
+    return out
+
+
 def deterministic(text: str, paths: PathMap) -> str:
     """The observation policy: same actions, same bytes, on every machine and run.
 
     Maps the workspace (and the harness's virtualenv) to their fixed names and
-    masks volatile bits: pytest's and unittest's durations, pytest's version header.
+    masks volatile bits: pytest's and unittest's durations, pytest's version
+    header, and the order of consecutive shell error lines of concurrent jobs.
     """
     text = paths.shown(text)
-    lines = text.split("\n")
+    lines = _sort_shell_error_runs(text.split("\n"))
     for i, line in enumerate(lines):
         if "in " in line and _PYTEST_OUTCOME.search(line):
             lines[i] = _DURATION.sub("in <duration>", line)

@@ -403,6 +403,10 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
     return info is not None
 
 
+BACKGROUND_GRACE_S = 1.0
+"""How long background jobs may outlive the command while still holding its output pipe."""
+
+
 def _capture(
     argv: Sequence[str],
     *,
@@ -417,8 +421,8 @@ def _capture(
 ) -> _Capture:
     """Run argv in a new session; read its output incrementally, keeping at most
     max_output_bytes per stream; kill the whole group on timeout, when the output
-    passes kill_after_bytes, and when the main process exits (leftover background
-    processes would otherwise keep the pipes open)."""
+    passes kill_after_bytes, and BACKGROUND_GRACE_S after the main process exits
+    (leftover background processes would otherwise keep the pipes open)."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -459,6 +463,7 @@ def _capture(
     total = 0
     timed_out = truncated = killed_for_output = False
     group_killed_at: float | None = None
+    exited_at: float | None = None
     last_exit_check = start
     try:
         while sel.get_map():
@@ -493,7 +498,12 @@ def _capture(
             now = time.monotonic()
             if group_killed_at is None and (not events or now - last_exit_check > 0.1):
                 last_exit_check = now
-                if _exited(proc):
+                if exited_at is None and _exited(proc):
+                    exited_at = now
+                # Background jobs get a short grace to finish and close the pipe, so a
+                # quick one's output (`foo & bar`) is always in the observation rather
+                # than racing the kill; long-lived ones are then killed.
+                if exited_at is not None and now - exited_at >= BACKGROUND_GRACE_S:
                     _kill_group(proc, marker)
                     group_killed_at = now
             if killed_for_output and group_killed_at is not None:
