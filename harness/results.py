@@ -8,8 +8,10 @@ is `running` until the runner writes `complete` (or `interrupted`).
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import json
 import os
+import platform
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -64,6 +66,17 @@ TASK_COLUMNS: tuple[str, ...] = (
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    """Versions a manifest records: Python, ampbench and the libraries that shape the counts."""
+    out = {"python": platform.python_version()}
+    for dist in ("ampbench", "anthropic", "openai", "httpx2", "vcrpy", "inspect-ai"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "missing"
+    return out
 
 
 def git_sha() -> str | None:

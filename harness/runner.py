@@ -8,8 +8,6 @@ traceable to the lines of exchanges.jsonl and tool_calls.jsonl that produced it.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
-import platform
 import secrets
 import sys
 import time
@@ -29,7 +27,7 @@ from harness.conversation import GenerateOptions, UserMessage
 from harness.errors import AmpbenchError, UserError
 from harness.ledger import Exchange
 from harness.loop import TaskOutcome, run_task
-from harness.results import RunWriter, completed_keys, git_sha, load, read_manifest
+from harness.results import RunWriter, completed_keys, git_sha, load, read_manifest, versions
 from harness.tasks import Grade, Suite, Task
 
 TaskKey = tuple[str, str, int]
@@ -80,16 +78,6 @@ class RunConfig:
 def new_run_id(suite: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{suite}-{stamp}-{secrets.token_hex(2)}"
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("ampbench", "anthropic", "openai", "httpx2", "vcrpy"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
 
 
 class RunSink:
@@ -302,7 +290,7 @@ class Runner:
         manifest = {
             "run_id": run_id,
             "kind": "run",
-            "versions": _versions(),
+            "versions": versions(),
             "git_sha": git_sha(),
             "config": asdict(config),
             "models": [

@@ -31,6 +31,7 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.ingest._common import EXTRA_TASK_COLUMNS, IngestFormatError, TaskRecord, display_path, finish_row
+from harness.results import versions
 
 __all__ = ["FORMATS", "IngestResult", "Skipped", "detect", "ingest"]
 
@@ -105,19 +106,6 @@ def _walk(paths: Sequence[Path]) -> Iterator[tuple[Path, Path | None]]:
                         yield Path(dirpath) / filename, path
         else:
             yield path, None
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata
-    import platform
-
-    out = {"python": platform.python_version()}
-    for dist in ("ampbench", "inspect-ai"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
 
 
 def new_run_id() -> str:
@@ -211,7 +199,7 @@ def ingest(
                             "inputs": [str(p) for p in inputs],
                             "format": format,
                             "git_sha": git_sha(),
-                            "versions": _versions(),
+                            "versions": versions(),
                             "cassette_mode": "n/a",
                         },
                         extra_task_columns=EXTRA_TASK_COLUMNS,

@@ -25,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib.metadata
 import json
 import os
-import platform
 import secrets
 import threading
 import time
@@ -64,7 +62,7 @@ from harness.proxy.sessions import (
     task_rows,
 )
 from harness.proxy.upstream import Upstream, display, is_anthropic, resolve
-from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, load
+from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, load, versions
 
 CASSETTE_MODES = ("off", "record", "replay")
 CONTROL_PREFIX = "/_ampbench/"
@@ -125,16 +123,6 @@ class ProxyConfig:
             raise UserError(f"--timeout must be positive, got {self.timeout_s}")
         if self.out is not None and self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
             raise UserError(f"{self.out} already exists and is not empty; choose another --out")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("ampbench", "anthropic", "openai", "httpx2", "vcrpy"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "missing"
-    return out
 
 
 def error_body(anthropic_shape: bool, kind: str, message: str) -> bytes:
@@ -241,7 +229,7 @@ class CountingProxy:
             "run_id": self.run_id,
             "kind": config.kind,
             "suite": SUITE,
-            "versions": _versions(),
+            "versions": versions(),
             "git_sha": git_sha(),
             "upstream": self.upstream.label if self.upstream else "none (replay)",
             "listen": self.url,
