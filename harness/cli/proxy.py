@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from harness.cli._wait import wait_until_stopped
 from harness.errors import UserError
 
 # stdout belongs to the wrapped command (its JSON output stays parseable); ampbench talks on stderr.
@@ -91,21 +89,9 @@ def proxy_command(
         f"optional: send the header x-ampbench-session: NAME to name sessions · counts: {p.url}/_ampbench/stats"
     )
     err.print(f"writing {p.run_dir} (Ctrl-C stops and writes tasks.csv)")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         run_dir = proxy.stop()
     _print_table(run_dir)
     err.print(f"results: {run_dir}")

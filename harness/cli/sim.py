@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from types import FrameType
 
 import typer
 
+from harness.cli._wait import wait_until_stopped
 from harness.errors import UserError
 
 app = typer.Typer(
@@ -75,24 +73,9 @@ def serve(
     typer.echo(f"request counts: curl {server.url}/_sim/stats    (Ctrl-C stops)")
     sys.stdout.flush()
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    # Signal handlers can only be installed from the main thread; elsewhere Ctrl-C is not ours anyway.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = (
-        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
-    )
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         stats = server.stats()
         server.stop()
     typer.echo(f"stopped after {stats['requests']} requests")
