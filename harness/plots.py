@@ -50,24 +50,15 @@ def exchanges_distribution(runs: Runs, feats: Any) -> Any:
     groups = _groups(feats)
     if not groups:
         return None
-    several = len({s for s, _, _ in groups}) > 1
-    fig = _figure(max(6.0, 1.3 * len(groups) + 2), 4.8)
-    ax = fig.add_subplot()
     data = [g["exchanges"].dropna().to_numpy() for _, _, g in groups]
-    positions = list(range(1, len(groups) + 1))
-    ax.boxplot(
-        data, positions=positions, widths=0.55, showmeans=True, meanprops={"marker": "D", "markersize": 5}
+    return _boxes(
+        groups,
+        data,
+        several=len({s for s, _, _ in groups}) > 1,
+        xlabel="model (n = task runs)",
+        ylabel="exchanges per request (count)",
+        title="Exchanges per request (box: quartiles, whiskers 1.5 IQR, ◆ mean)",
     )
-    _label_boxes(
-        ax,
-        positions,
-        [f"{_group_name(s, m, several)} (n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
-    )
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("model (n = task runs)")
-    ax.set_ylabel("exchanges per request (count)")
-    ax.set_title("Exchanges per request (box: quartiles, whiskers 1.5 IQR, ◆ mean)")
-    return fig
 
 
 def exchanges_vs_steps(runs: Runs, feats: Any) -> Any:
@@ -161,29 +152,33 @@ def exchanges_per_user_turn(runs: Runs, feats: Any) -> Any:
     groups = _groups(sub)
     if not groups:
         return None
-    several = len(suites) > 1
+    data = [(g["exchanges"] / g["user_turns"]).to_numpy(dtype=float) for _, _, g in groups]
+    return _boxes(
+        groups,
+        data,
+        several=len(suites) > 1,
+        xlabel="model (n = task runs of multi-turn suites)",
+        ylabel="exchanges per user turn (count)",
+        title="Exchanges per user turn (multi-turn suites; ◆ mean)",
+    )
+
+
+def _boxes(groups: list[Any], data: list[Any], *, several: bool, xlabel: str, ylabel: str, title: str) -> Any:
+    """One box per suite x model, mean marked, labelled with its number of task runs."""
     fig = _figure(max(6.0, 1.3 * len(groups) + 2), 4.8)
     ax = fig.add_subplot()
-    data = [(g["exchanges"] / g["user_turns"]).to_numpy(dtype=float) for _, _, g in groups]
     positions = list(range(1, len(groups) + 1))
     ax.boxplot(
         data, positions=positions, widths=0.55, showmeans=True, meanprops={"marker": "D", "markersize": 5}
     )
-    _label_boxes(
-        ax,
-        positions,
-        [f"{_group_name(s, m, several)} (n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)],
-    )
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("model (n = task runs of multi-turn suites)")
-    ax.set_ylabel("exchanges per user turn (count)")
-    ax.set_title("Exchanges per user turn (multi-turn suites; ◆ mean)")
-    return fig
-
-
-def _label_boxes(ax: Any, positions: list[int], labels: list[str]) -> None:
+    labels = [f"{_group_name(s, m, several)} (n={len(d)})" for (s, m, _), d in zip(groups, data, strict=True)]
     # Model specs are long; slanted labels keep neighbours from overprinting each other.
     ax.set_xticks(positions, labels, fontsize=8, rotation=20, ha="right", rotation_mode="anchor")
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return fig
 
 
 def _thousands() -> Any:
