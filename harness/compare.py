@@ -31,7 +31,7 @@ from typing import Any
 
 from harness import report
 from harness.errors import UserError
-from harness.results import EXCHANGE_FIELDS, RunData, load
+from harness.results import EXCHANGE_FIELDS, TASK_COLUMNS, RunData, load
 
 KEY: list[str] = ["run", "task_id", "model", "repeat", "session"]
 """Columns that identify one task run across runs (`run` is the position of its directory)."""
@@ -55,29 +55,23 @@ ANALYSIS_EXCHANGE_COLUMNS: tuple[str, ...] = (
 )
 """Exchange columns compare, project and the plots need; the rest stays on disk."""
 
-NUMERIC_TASK_COLUMNS: tuple[str, ...] = (
-    "repeat",
-    "session",
-    "user_turns",
-    "model_calls",
-    "exchanges",
-    "retries",
-    "failed_exchanges",
-    "tool_calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "visible_reasoning_chars",
-    "prompt_tokens",
-    "judge_exchanges",
-    "judge_input_tokens",
-    "judge_output_tokens",
-    "cost_usd",
-    "score",
-    "wall_s",
+# Derived from the result files' own column list, so a column added there (e.g.
+# format_errors) is numeric here too without a second list to keep in step.
+_TEXT_TASK_COLUMNS = frozenset(
+    {
+        "run_id",
+        "suite",
+        "task_id",
+        "model",
+        "simulated",
+        "source",
+        "status",
+        "stop_reason",
+        "tool_calls_by_name",
+        "error",
+    }
 )
+NUMERIC_TASK_COLUMNS: tuple[str, ...] = tuple(c for c in TASK_COLUMNS if c not in _TEXT_TASK_COLUMNS)
 
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
