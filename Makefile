@@ -18,6 +18,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check harness suites tests scripts
 	$(BIN)/ruff format --check harness suites tests scripts
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 # Slow tests too (marked `slow`); the default run keeps them out. The opt-in

@@ -36,7 +36,8 @@ from vcr.request import Request as VcrRequest
 from vcr.serializers import jsonserializer
 
 from harness import context
-from harness.errors import CassetteMiss
+from harness.errors import CassetteDamaged, CassetteMiss
+from harness.redact import Scrubber, scrub_patterns
 
 MODES = ("off", "record", "replay", "auto")
 EXTENSION = "json"
@@ -109,9 +110,16 @@ def _key(request: VcrRequest) -> str:
     # comparisons, not a JSON parse per recorded interaction.
     key = getattr(request, "_ampbench_key", None)
     if key is None:
-        key = canonical_body(_body_bytes(request))
+        # Stored bodies were scrubbed; scrubbing the live one the same way keeps them matching.
+        key = canonical_body(_scrub_patterns_bytes(_body_bytes(request)))
         request._ampbench_key = key  # type: ignore[attr-defined]
     return key
+
+
+def _scrub_patterns_bytes(body: bytes) -> bytes:
+    text = body.decode("utf-8", "surrogateescape")
+    scrubbed = scrub_patterns(text)
+    return body if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
 
 
 def body_matcher(r1: VcrRequest, r2: VcrRequest) -> bool:
@@ -134,9 +142,40 @@ MATCH_ON = (method_matcher, path_matcher, body_matcher)
 
 def _vcr_request(request: httpx2.Request, body: bytes) -> VcrRequest:
     headers = {k: v for k, v in request.headers.items() if k.lower() in _KEEP_REQUEST_HEADERS}
-    return VcrRequest(
-        request.method, str(request.url.copy_with(query=request.url.query or None)), body, headers
-    )
+    # No credentials in the stored URL: user:password@ goes, as do the auth headers.
+    url = request.url.copy_with(query=request.url.query or None, username=None, password=None)
+    return VcrRequest(request.method, str(url), body, headers)
+
+
+class _StrictPersister(FilesystemPersister):
+    """vcrpy's file persister, except that a damaged cassette is an error, not an empty one.
+
+    vcrpy treats an unreadable or empty file as missing and records over it; a
+    replay then fails with "empty or missing" and `auto` silently re-records.
+    """
+
+    @classmethod
+    def load_cassette(cls, cassette_path: Any, serializer: Any) -> Any:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+
+        path = Path(cassette_path)
+        if not path.exists():
+            raise CassetteNotFoundError()
+        if not path.is_file():
+            raise CassetteDamaged(f"cassette {path} is not a file")
+        try:
+            data = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError) as exc:
+            raise CassetteDamaged(f"cassette {path} cannot be read ({exc}); re-record it") from None
+        if not data.strip():
+            raise CassetteDamaged(f"cassette {path} is empty; re-record it with --cassettes record")
+        try:
+            return super().load_cassette(cassette_path, serializer)
+        except Exception as exc:
+            raise CassetteDamaged(
+                f"cassette {path} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
+                "re-record it with --cassettes record"
+            ) from None
 
 
 @dataclass
@@ -146,8 +185,8 @@ class CassetteStore:
     root: Path
     suite: str
     mode: str
-    secrets: tuple[str, ...] = ()
-    """Strings that must never reach disk (the run's API keys)."""
+    scrubber: Scrubber = field(default_factory=Scrubber)
+    """Applied to every body stored: the run's keys, keys seen on the wire, key-shaped strings."""
     _open: dict[tuple[str, str, int], Cassette] = field(default_factory=dict)
 
     def path_for(self, model: str, task_id: str, repeat: int) -> Path:
@@ -162,7 +201,7 @@ class CassetteStore:
             cassette = make(
                 path=str(self.path_for(model, task_id, repeat)),
                 serializer=jsonserializer,
-                persister=FilesystemPersister,
+                persister=_StrictPersister,
                 record_mode=RecordMode.ALL if self.mode == "record" else RecordMode.NEW_EPISODES,
                 match_on=MATCH_ON,
                 before_save_interaction=self._scrub,
@@ -171,17 +210,12 @@ class CassetteStore:
         return cassette
 
     def _scrub(self, request: VcrRequest, response: dict[str, Any]) -> tuple[VcrRequest, dict[str, Any]]:
-        if not self.secrets:
-            return request, response
-        body = _body_bytes(request)
-        for secret in self.secrets:
-            body = body.replace(secret.encode(), b"<redacted>")
-        request.body = body
+        request.body = self.scrubber.bytes(_body_bytes(request))
         text = response["body"].get("string")
         if isinstance(text, bytes):
-            for secret in self.secrets:
-                text = text.replace(secret.encode(), b"<redacted>")
-            response["body"]["string"] = text
+            response["body"]["string"] = self.scrubber.bytes(text)
+        elif isinstance(text, str):
+            response["body"]["string"] = self.scrubber(text)
         return request, response
 
     def save(self, model: str, task_id: str, repeat: int) -> None:

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import report
+from harness import metrics, report
 from harness.errors import UserError
-from harness.results import EXCHANGE_FIELDS, TASK_COLUMNS, RunData, load
-
-KEY: list[str] = ["run", "task_id", "model", "repeat", "session"]
-"""Columns that identify one task run across runs (`run` is the position of its directory)."""
+from harness.metrics import DISTRIBUTIONS, RATIO_FIGURES, distribution, stat_matrix
+from harness.metrics import FIGURES as STATS
+from harness.metrics import TITLES as STAT_TITLES
+from harness.results import EXCHANGE_FIELDS, RunData, load
 
 ANALYSIS_EXCHANGE_COLUMNS: tuple[str, ...] = (
     "task_id",
@@ -45,6 +45,7 @@ ANALYSIS_EXCHANGE_COLUMNS: tuple[str, ...] = (
     "role",
     "attempt",
     "status",
+    "sent",
     "latency_ms",
     "input_tokens",
     "output_tokens",
@@ -55,26 +56,9 @@ ANALYSIS_EXCHANGE_COLUMNS: tuple[str, ...] = (
 )
 """Exchange columns compare, project and the plots need; the rest stays on disk."""
 
-# Derived from the result files' own column list, so a column added there (e.g.
-# format_errors) is numeric here too without a second list to keep in step.
-_TEXT_TASK_COLUMNS = frozenset(
-    {
-        "run_id",
-        "suite",
-        "task_id",
-        "model",
-        "simulated",
-        "source",
-        "status",
-        "stop_reason",
-        "tool_calls_by_name",
-        "error",
-    }
-)
-NUMERIC_TASK_COLUMNS: tuple[str, ...] = tuple(c for c in TASK_COLUMNS if c not in _TEXT_TASK_COLUMNS)
-
 CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
+MAX_RESAMPLES = 100_000
 # Cap on one block of resample counts (resamples x task runs), so memory stays flat for big groups.
 _BLOCK_CELLS = 2_000_000
 
@@ -98,6 +82,7 @@ class Runs:
     """pandas.DataFrame, one row per tool call, plus `run`."""
     manifests: list[dict[str, Any]] = field(default_factory=list)
     orphaned: list[int] = field(default_factory=list)
+    warnings: list[list[str]] = field(default_factory=list)
     _positions: dict[str, dict[int, Any]] = field(default_factory=dict, repr=False)
 
     def _part(self, name: str, run: int) -> Any:
@@ -119,13 +104,14 @@ class Runs:
             self._part("exchanges", run),
             self._part("tool_calls", run),
             self.orphaned[run],
+            self.warnings[run] if run < len(self.warnings) else [],
         )
 
     def notes(self) -> list[str]:
         """Caveats of every run (ingest limits, interrupted runs, simulated models), merged across runs."""
         by_text: dict[str, list[str]] = {}
         for i in range(len(self.manifests)):
-            for note in report.notes(self.run_data(i)):
+            for note in report.notes(self.run_data(i), errors=False):
                 by_text.setdefault(note, []).append(str(self.runs["run_id"].iloc[i]))
         out = []
         for note, run_ids in by_text.items():
@@ -134,31 +120,6 @@ class Runs:
             else:
                 out.append(f"{', '.join(run_ids)}: {note}")
         return out
-
-
-def _truthy(series: Any) -> Any:
-    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
-
-
-def _normalise_tasks(tasks: Any, run: int, run_dir: Path, manifest: dict[str, Any]) -> Any:
-    import pandas as pd
-
-    tasks = tasks.copy()
-    for col in ("run_id", "suite", "task_id", "model", "simulated", "source", "status", "tool_calls_by_name"):
-        if col not in tasks:
-            tasks[col] = None
-    for col in NUMERIC_TASK_COLUMNS:
-        tasks[col] = pd.to_numeric(tasks[col], errors="coerce") if col in tasks else float("nan")
-    tasks["run"] = run
-    tasks["run_dir"] = str(run_dir)
-    tasks["run_id"] = tasks["run_id"].fillna(manifest.get("run_id") or run_dir.name).astype(str)
-    tasks["suite"] = tasks["suite"].fillna(manifest.get("suite") or "?").astype(str)
-    tasks["task_id"] = tasks["task_id"].astype(str)
-    tasks["model"] = tasks["model"].astype(str)
-    tasks["simulated"] = _truthy(tasks["simulated"])
-    tasks["repeat"] = tasks["repeat"].fillna(0).astype("int64")
-    tasks["session"] = tasks["session"].fillna(0).astype("int64")
-    return tasks
 
 
 def _categorise(frame: Any, columns: tuple[str, ...]) -> Any:
@@ -202,10 +163,11 @@ def load_runs(
     wanted = list(exchange_columns) if exchange_columns is not None else list(EXCHANGE_FIELDS)
     keep = list(dict.fromkeys([*ANALYSIS_EXCHANGE_COLUMNS, *wanted]))
     run_rows, task_parts, exchange_parts, tool_parts, manifests, orphaned = [], [], [], [], [], []
+    warnings: list[list[str]] = []
     for run, path in enumerate(paths):
         data = load(path)
         manifest = data.manifest
-        tasks = _normalise_tasks(data.tasks, run, path, manifest)
+        tasks = metrics.normalise_tasks(data.tasks, run, path, manifest)
         # The task rows name the suite that groups them; the manifest speaks for a run without rows.
         suites = tasks["suite"].dropna().unique().tolist()
         suite = suites[0] if len(suites) == 1 else (manifest.get("suite") or "?")
@@ -231,7 +193,8 @@ def load_runs(
                 "sources": ", ".join(sources),
                 "models": ", ".join(dict.fromkeys(tasks["model"].tolist())),
                 "task_runs": len(tasks),
-                "exchanges": len(exchanges),
+                "exchanges": int(exchanges["sent"].sum()) if "sent" in exchanges else len(exchanges),
+                "errored_task_runs": int((tasks["status"] == metrics.ERROR_STATUS).sum()),
                 "orphaned_exchanges": data.orphaned_exchanges,
                 "cassette_mode": manifest.get("cassette_mode"),
                 "limits": list(manifest.get("limits", [])),
@@ -242,11 +205,10 @@ def load_runs(
         tool_parts.append(tools)
         manifests.append(manifest)
         orphaned.append(data.orphaned_exchanges)
+        warnings.append(list(data.warnings))
         del data  # free the single-run frames before the next directory is read
 
-    tasks = pd.concat(task_parts, ignore_index=True)
-    simulated_models = set(tasks.loc[tasks["simulated"], "model"])
-    tasks["label"] = [report.model_label(m, m in simulated_models) for m in tasks["model"]]
+    tasks = metrics.add_labels(pd.concat(task_parts, ignore_index=True))
     exchanges = _categorise(
         pd.concat(exchange_parts, ignore_index=True), ("task_id", "model", "role", "suite")
     )
@@ -258,57 +220,15 @@ def load_runs(
         if tool_parts
         else pd.DataFrame({"run": []})
     )
-    return Runs(pd.DataFrame(run_rows), tasks, exchanges, tool_calls, manifests, orphaned)
+    return Runs(pd.DataFrame(run_rows), tasks, exchanges, tool_calls, manifests, orphaned, warnings)
 
 
 # ---------------------------------------------------------------- per task run features
 
 
 def task_features(runs: Runs) -> Any:
-    """One row per task run with the numbers compare and project resample.
-
-    Task-level counts come from tasks.csv (itself computed from the exchanges, or from the
-    ingested log); what tasks.csv does not carry is summed here from the exchanges:
-    agent exchanges showing visible reasoning, latencies, and judge retries.
-    """
-    import numpy as np
-    import pandas as pd
-
-    tasks = runs.tasks
-    columns = [*KEY, "suite", "label", "simulated", *(c for c in NUMERIC_TASK_COLUMNS if c not in KEY)]
-    feats = tasks[columns].copy()
-    ex = runs.exchanges
-    extra_cols = [
-        "reasoning_exchanges",
-        "agent_latency_s",
-        "agent_latency_known",
-        "judge_latency_s",
-        "judge_retries",
-    ]
-    if len(ex):
-        agent = ex["role"] == "agent"
-        judge = ex["role"] == "judge"
-        latency = pd.to_numeric(ex.get("latency_ms"), errors="coerce") / 1000.0
-        attempt = pd.to_numeric(ex.get("attempt"), errors="coerce").fillna(1)
-        vis = pd.to_numeric(ex.get("visible_reasoning_chars"), errors="coerce").fillna(0)
-        frame = pd.DataFrame(
-            {
-                **{k: ex[k] for k in KEY},
-                "reasoning_exchanges": (agent & (vis > 0)).astype("int64"),
-                "agent_latency_s": latency.where(agent, 0.0).fillna(0.0),
-                "agent_latency_known": (agent & latency.notna()).astype("int64"),
-                "judge_latency_s": latency.where(judge, 0.0).fillna(0.0),
-                "judge_retries": (judge & (attempt > 1)).astype("int64"),
-            }
-        )
-        sums = frame.groupby(KEY, sort=False, observed=True).sum().reset_index()
-        feats = feats.merge(sums, on=KEY, how="left")
-    for col in extra_cols:
-        if col not in feats:
-            feats[col] = 0.0
-        feats[col] = feats[col].fillna(0.0).astype("float64")
-    feats["agent_latency_s"] = feats["agent_latency_s"].where(feats["agent_latency_known"] > 0, np.nan)
-    return feats
+    """One row per task run with the numbers compare and project resample (`metrics.task_features`)."""
+    return metrics.task_features(runs.tasks, runs.exchanges)
 
 
 # ---------------------------------------------------------------- bootstrap
@@ -360,116 +280,8 @@ def _clean(value: float) -> float:
     return float(f"{float(value):.12g}")
 
 
-# Figures as (numerator, denominator) columns of the per-task matrix; every one is sum(a) / sum(b).
-STATS: dict[str, tuple[str, str]] = {
-    "exchanges_per_request": ("exchanges", "one"),
-    "exchanges_per_user_turn": ("exchanges_ut", "user_turns"),
-    "retries_share": ("retries", "exchanges"),
-    "model_calls_per_request": ("model_calls", "one"),
-    "tool_calls_per_request": ("tool_calls", "one"),
-    "input_tokens_per_request": ("input_tokens", "input_tokens_known"),
-    "output_tokens_per_request": ("output_tokens", "output_tokens_known"),
-    "reasoning_tokens_per_request": ("reasoning_tokens", "reasoning_tokens_known"),
-    "token_amplification": ("amp_input", "amp_prompt"),
-    "visible_reasoning_share": ("reasoning_exchanges", "exchanges"),
-    "judge_exchanges_per_request": ("judge_exchanges", "one"),
-    "cost_usd_per_request": ("cost_usd", "cost_usd_known"),
-    "score": ("score", "score_known"),
-}
-
-STAT_TITLES: dict[str, str] = {
-    "exchanges_per_request": "exchanges per request",
-    "exchanges_per_user_turn": "exchanges per user turn",
-    "retries_share": "retries / exchanges",
-    "model_calls_per_request": "model calls per request",
-    "tool_calls_per_request": "tool calls per request",
-    "input_tokens_per_request": "input tokens per request",
-    "output_tokens_per_request": "output tokens per request",
-    "reasoning_tokens_per_request": "reasoning tokens per request",
-    "token_amplification": "token amplification (input / prompt tokens)",
-    "visible_reasoning_share": "share of exchanges with visible reasoning",
-    "judge_exchanges_per_request": "judge exchanges per request",
-    "cost_usd_per_request": "cost per request (USD)",
-    "score": "score (mean)",
-}
-
-RATIO_STATS: tuple[str, ...] = (
-    "exchanges_per_request",
-    "model_calls_per_request",
-    "tool_calls_per_request",
-    "input_tokens_per_request",
-    "output_tokens_per_request",
-    "token_amplification",
-    "cost_usd_per_request",
-)
-"""Figures compared between each model and the baseline model of its suite."""
-
-DISTRIBUTIONS: tuple[str, ...] = ("exchanges", "model_calls", "tool_calls")
-"""Per-request counts whose distribution (median, p90, max, ...) is reported beside the mean."""
-
-
-def stat_matrix(feats: Any) -> tuple[Any, list[str]]:
-    """The per-task-run matrix behind `STATS`: unknown values are 0 with a 0 in their `_known` column."""
-    import numpy as np
-
-    cols: dict[str, Any] = {"one": np.ones(len(feats))}
-    for name in (
-        "exchanges",
-        "retries",
-        "model_calls",
-        "tool_calls",
-        "judge_exchanges",
-        "reasoning_exchanges",
-    ):
-        cols[name] = feats[name].fillna(0).to_numpy(dtype=float)
-    ut = feats["user_turns"].to_numpy(dtype=float)
-    ut_known = np.isfinite(ut) & (ut > 0)
-    cols["user_turns"] = np.where(ut_known, ut, 0.0)
-    cols["exchanges_ut"] = np.where(ut_known, cols["exchanges"], 0.0)
-    for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "score"):
-        values = feats[name].to_numpy(dtype=float)
-        known = np.isfinite(values)
-        cols[name] = np.where(known, values, 0.0)
-        cols[name + "_known"] = known.astype(float)
-    inp = feats["input_tokens"].to_numpy(dtype=float)
-    prompt = feats["prompt_tokens"].to_numpy(dtype=float)
-    both = np.isfinite(inp) & np.isfinite(prompt)
-    cols["amp_input"] = np.where(both, inp, 0.0)
-    cols["amp_prompt"] = np.where(both, prompt, 0.0)
-    names = list(cols)
-    return np.column_stack([cols[n] for n in names]), names
-
-
-def _ratio(num: Any, den: Any) -> Any:
-    import numpy as np
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _percentile(sorted_values: Any, q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(sorted_values, q))
-
-
-def distribution(values: Any) -> dict[str, float | int | None]:
-    """mean, median, p90 (linear interpolation between order statistics), min, max, sd (n-1)."""
-    import numpy as np
-
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return {"n": 0, "mean": None, "median": None, "p90": None, "min": None, "max": None, "sd": None}
-    return {
-        "n": len(x),
-        "mean": float(x.mean()),
-        "median": _percentile(x, 50),
-        "p90": _percentile(x, 90),
-        "min": float(x.min()),
-        "max": float(x.max()),
-        "sd": float(x.std(ddof=1)) if len(x) > 1 else None,
-    }
+RATIO_STATS = RATIO_FIGURES
+_ratio = metrics.ratio
 
 
 # ---------------------------------------------------------------- comparison
@@ -496,16 +308,8 @@ class Comparison:
 
 
 def _order(tasks: Any) -> list[tuple[str, str]]:
-    """(suite, model) in order of first appearance: run order, then row order."""
-    return list(dict.fromkeys(zip(tasks["suite"], tasks["model"], strict=True)))
-
-
-def _pooled_run_data(runs: Runs, suite: str) -> RunData:
-    """The task runs of one suite across runs as one `RunData`, for `report.summary_rows`."""
-    tasks = runs.tasks[runs.tasks["suite"] == suite]
-    ex = runs.exchanges
-    ex = ex[ex["run"].isin(set(tasks["run"]))] if len(ex) else ex
-    return RunData(Path("."), {"suite": suite}, tasks, ex, runs.tool_calls, 0)
+    """(suite, label) groups in order of first appearance: run order, then row order."""
+    return list(dict.fromkeys(zip(tasks["suite"], tasks["label"], strict=True)))
 
 
 def compare(
@@ -516,15 +320,20 @@ def compare(
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = CONFIDENCE,
 ) -> Comparison:
-    """Per suite x model statistics with bootstrap intervals, and ratios to a baseline model.
+    """Per suite x variant x model statistics with bootstrap intervals, and ratios to a baseline.
 
-    `baseline` is a model spec or label (default: the first model of each suite, in the order
-    the runs were given). The same seed gives the same intervals, whatever else is compared.
+    A group is a suite, the suite options that change the agent (its variant, e.g. the SWE
+    scaffold) and a model. `baseline` is a model spec or group label; by default each group
+    is compared with the first group of its suite of the same kind (real with real, simulated
+    with simulated). Errored task runs are counted per group and left out of every figure.
+    The same seed gives the same intervals, whatever else is compared.
     """
     import numpy as np
 
-    if resamples < 100:
-        raise UserError(f"--resamples must be at least 100 (got {resamples}); 2000 is the default")
+    if not 100 <= resamples <= MAX_RESAMPLES:
+        raise UserError(
+            f"--resamples must be between 100 and {MAX_RESAMPLES:,} (got {resamples}); 2000 is the default"
+        )
     if not 0.5 <= confidence < 1:
         raise UserError(f"confidence must be in [0.5, 1) (got {confidence})")
     tasks = runs.tasks
@@ -533,76 +342,61 @@ def compare(
     feats = task_features(runs)
     matrix, names = stat_matrix(feats)
     col = {n: i for i, n in enumerate(names)}
-    order = _order(tasks)
-    labels = dict(zip(tasks["model"], tasks["label"], strict=True))
-    if baseline is not None:
-        known = {m for _, m in order} | set(labels.values())
-        if baseline not in known:
-            raise UserError(
-                f"unknown --baseline {baseline!r} (models in these runs: {', '.join(dict.fromkeys(m for _, m in order))})"
-            )
-    summaries: dict[tuple[str, str], dict[str, Any]] = {}
-    for suite in dict.fromkeys(s for s, _ in order):
-        for row in report.summary_rows(_pooled_run_data(runs, suite)):
-            summaries[(suite, row["model"])] = row
+    order = _order(feats)
+    specs = dict(zip(feats["label"], feats["model"], strict=True))
+    if baseline is not None and baseline not in set(specs) | set(specs.values()):
+        raise UserError(
+            f"unknown --baseline {baseline!r} (models in these runs: {', '.join(dict.fromkeys(specs.values()))})"
+        )
 
     groups: list[dict[str, Any]] = []
     replicates: dict[tuple[str, str], dict[str, Any]] = {}
     notes: list[str] = []
     suite_arr = feats["suite"].to_numpy()
-    model_arr = feats["model"].to_numpy()
-    for suite, model in order:
-        mask = (suite_arr == suite) & (model_arr == model)
+    label_arr = feats["label"].to_numpy()
+    ok = metrics.counted(feats)
+    for suite, label in order:
+        in_group = (suite_arr == suite) & (label_arr == label)
+        mask = in_group & ok
         sub = matrix[mask]
         gf = feats[mask]
         n = int(mask.sum())
-        totals = sub.sum(axis=0)
+        errs = metrics.errors(feats[in_group])
+        notes += metrics.error_lines(f"{suite} · {label}", errs)
         reps = None
         if n >= 2:
-            rng = np.random.default_rng(group_seed(seed, suite, model))
+            rng = np.random.default_rng(group_seed(seed, suite, label))
             reps = resample_sums(sub, resamples, rng)
-        else:
-            notes.append(f"{suite} · {labels[model]}: one task run only, so no interval.")
-        label = labels[model]
+        elif n == 1:
+            notes.append(f"{suite} · {label}: one task run only, so no interval.")
         group: dict[str, Any] = {
             "suite": suite,
             "model": label,
-            "model_spec": model,
-            "simulated": bool(gf["simulated"].any()),
-            "runs": sorted({str(r) for r in tasks.loc[mask, "run_id"]}),
-            "sources": sorted({str(s) for s in tasks.loc[mask, "source"].dropna()}),
+            "model_spec": specs[label],
+            "variant": str(feats.loc[in_group, "variant"].iloc[0]),
+            "simulated": bool(feats.loc[in_group, "simulated"].any()),
+            "runs": sorted({str(r) for r in tasks.loc[in_group, "run_id"]}),
+            "sources": sorted({str(s) for s in tasks.loc[in_group, "source"].dropna()}),
             "requests": n,
+            "errored": errs["errored"],
+            "errors": errs["errors"],
+            "no_provider": errs["no_provider"],
         }
+        values = metrics.figures_from_sums(sub.sum(axis=0), names)
         group_reps: dict[str, Any] = {}
         for stat, (a, b) in STATS.items():
-            den = totals[col[b]]
-            value = float(totals[col[a]] / den) if den > 0 else None
             low = high = None
-            if reps is not None and value is not None:
+            if reps is not None and values[stat] is not None:
                 rep = _ratio(reps[:, col[a]], reps[:, col[b]])
                 low, high = interval(rep, confidence)
                 group_reps[stat] = rep
-            group[stat] = {"value": value, "ci_low": low, "ci_high": high}
+            group[stat] = {"value": values[stat], "ci_low": low, "ci_high": high}
         for name in DISTRIBUTIONS:
             dist = distribution(gf[name].to_numpy(dtype=float))
             target = group[f"{name}_per_request"]
             target.update({k: v for k, v in dist.items() if k not in ("mean", "n")})
-        summary = summaries.get((suite, label), {})
-        group["totals"] = {
-            "user_turns": _int_or_none(gf["user_turns"]),
-            "exchanges": int(gf["exchanges"].fillna(0).sum()),
-            "retries": int(gf["retries"].fillna(0).sum()),
-            "failed_exchanges": _int_or_none(gf["failed_exchanges"]),
-            "model_calls": int(gf["model_calls"].fillna(0).sum()),
-            "tool_calls": int(gf["tool_calls"].fillna(0).sum()),
-            "input_tokens": _int_or_none(gf["input_tokens"]),
-            "output_tokens": _int_or_none(gf["output_tokens"]),
-            "reasoning_tokens": _int_or_none(gf["reasoning_tokens"]),
-            "judge_exchanges": int(gf["judge_exchanges"].fillna(0).sum()),
-            "cost_usd": float(gf["cost_usd"].sum()) if gf["cost_usd"].notna().any() else None,
-            "errors": summary.get("errors"),
-        }
-        group["tool_calls_by_name"] = summary.get("tool_calls_by_name", {})
+        group["totals"] = {**metrics.totals(feats[in_group]), "errored": errs["errored"]}
+        group["tool_calls_by_name"] = report.tool_names(gf["tool_calls_by_name"])
         for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost_usd"):
             known = int(gf[name].notna().sum())
             if 0 < known < n:
@@ -611,15 +405,15 @@ def compare(
                     "its figures use those task runs only."
                 )
         groups.append(group)
-        replicates[(suite, model)] = group_reps
+        replicates[(suite, label)] = group_reps
 
-    ratios = _ratios(order, labels, groups, replicates, baseline, confidence, notes)
+    ratios = _ratios(groups, replicates, baseline, confidence, notes)
     settings = {
         "seed": seed,
         "resamples": resamples,
         "confidence": confidence,
-        "interval": "percentile bootstrap, resampling task runs within each suite x model",
-        "baseline": baseline or "first model of each suite",
+        "interval": "percentile bootstrap, resampling task runs within each suite x variant x model",
+        "baseline": baseline or "first group of each suite of the same kind (real or simulated)",
         "p90": "linear interpolation between order statistics",
     }
     return Comparison(
@@ -631,11 +425,6 @@ def compare(
     )
 
 
-def _int_or_none(series: Any) -> int | None:
-    known = series.dropna()
-    return int(known.sum()) if len(known) else None
-
-
 def _runs_records(runs: Runs) -> list[dict[str, Any]]:
     records = runs.runs.to_dict(orient="records")
     for r in records:
@@ -643,53 +432,58 @@ def _runs_records(runs: Runs) -> list[dict[str, Any]]:
     return records
 
 
+def _baselines(groups: list[dict[str, Any]], baseline: str | None, notes: list[str]) -> dict[int, int]:
+    """Index of each group's baseline group (absent: no ratio for that group)."""
+    out: dict[int, int] = {}
+    for suite in dict.fromkeys(g["suite"] for g in groups):
+        members = [i for i, g in enumerate(groups) if g["suite"] == suite]
+        if len(members) < 2:
+            continue
+        if baseline is not None:
+            matches = [i for i in members if baseline in (groups[i]["model"], groups[i]["model_spec"])]
+            if not matches:
+                notes.append(f"{suite}: baseline {baseline} has no task runs in this suite; no ratios.")
+                continue
+            out.update({i: matches[0] for i in members if i != matches[0]})
+            continue
+        # A real model is never measured against a simulated one, nor the other way round.
+        for simulated in (False, True):
+            kind = [i for i in members if groups[i]["simulated"] == simulated]
+            out.update({i: kind[0] for i in kind[1:]})
+    return out
+
+
 def _ratios(
-    order: list[tuple[str, str]],
-    labels: dict[str, str],
     groups: list[dict[str, Any]],
     replicates: dict[tuple[str, str], dict[str, Any]],
     baseline: str | None,
     confidence: float,
     notes: list[str],
 ) -> list[dict[str, Any]]:
-    by_key = {(g["suite"], g["model_spec"]): g for g in groups}
     out = []
-    for suite in dict.fromkeys(s for s, _ in order):
-        models = [m for s, m in order if s == suite]
-        if len(models) < 2:
-            continue
-        if baseline is None:
-            base = models[0]
-        else:
-            matches = [m for m in models if baseline in (m, labels[m])]
-            if not matches:
-                notes.append(f"{suite}: baseline {baseline} has no task runs in this suite; no ratios.")
+    for i, base_i in _baselines(groups, baseline, notes).items():
+        group, base = groups[i], groups[base_i]
+        for stat in RATIO_STATS:
+            num = group[stat]["value"]
+            den = base[stat]["value"]
+            if num is None or not den:
                 continue
-            base = matches[0]
-        for model in models:
-            if model == base:
-                continue
-            for stat in RATIO_STATS:
-                num = by_key[(suite, model)][stat]["value"]
-                den = by_key[(suite, base)][stat]["value"]
-                if num is None or not den:
-                    continue
-                low = high = None
-                r_num = replicates[(suite, model)].get(stat)
-                r_den = replicates[(suite, base)].get(stat)
-                if r_num is not None and r_den is not None:
-                    low, high = interval(_ratio(r_num, r_den), confidence)
-                out.append(
-                    {
-                        "suite": suite,
-                        "model": labels[model],
-                        "baseline": labels[base],
-                        "metric": stat,
-                        "ratio": num / den,
-                        "ci_low": low,
-                        "ci_high": high,
-                    }
-                )
+            low = high = None
+            r_num = replicates[(group["suite"], group["model"])].get(stat)
+            r_den = replicates[(base["suite"], base["model"])].get(stat)
+            if r_num is not None and r_den is not None:
+                low, high = interval(_ratio(r_num, r_den), confidence)
+            out.append(
+                {
+                    "suite": group["suite"],
+                    "model": group["model"],
+                    "baseline": base["model"],
+                    "metric": stat,
+                    "ratio": num / den,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return out
 
 
@@ -752,13 +546,14 @@ def table_rows(
     comparison: Comparison, columns: list[tuple[str, str, str]]
 ) -> tuple[list[str], list[list[str]]]:
     """Header and text cells of one comparison table (shared by terminal, Markdown and HTML)."""
-    header = ["suite", "model", "runs", "requests", *(h for _, h, _ in columns)]
+    header = ["suite", "model", "runs", "requests", "errored", *(h for _, h, _ in columns)]
     rows = [
         [
             g["suite"],
             g["model"],
             str(len(g["runs"])),
             f"{g['requests']:,}",
+            f"{g['errored']:,}",
             *(_cell(g, k, kind) for k, _, kind in columns),
         ]
         for g in comparison.groups
@@ -813,7 +608,7 @@ def render_markdown(comparison: Comparison) -> str:
         lines += _md_table(*ratio_rows(comparison))
     lines += ["", "## Runs", ""]
     lines += _md_table(
-        ["run", "suite", "status", "source", "models", "task runs", "exchanges"],
+        ["run", "suite", "status", "source", "models", "task runs", "errored", "exchanges"],
         [
             [
                 r["run_id"],
@@ -822,6 +617,7 @@ def render_markdown(comparison: Comparison) -> str:
                 r["sources"],
                 r["models"],
                 f"{r['task_runs']:,}",
+                f"{r['errored_task_runs']:,}",
                 f"{r['exchanges']:,}",
             ]
             for r in comparison.runs
@@ -847,6 +643,8 @@ def flat_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "runs": " ".join(g["runs"]),
             "sources": " ".join(g["sources"]),
             "requests": g["requests"],
+            "errored": g["errored"],
+            "errors": json.dumps(g["errors"], sort_keys=True),
         }
         for stat in STATS:
             for part, value in g[stat].items():

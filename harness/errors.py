@@ -36,3 +36,11 @@ class ProviderError(AmpbenchError):
 
 class CassetteMiss(AmpbenchError):
     """A replayed request that no recorded interaction matches: the task fails, the run goes on."""
+
+
+class CassetteDamaged(CassetteMiss):
+    """A cassette file that exists but cannot be read: its task fails with the reason, nothing is recorded over it."""
+
+
+class Interrupted(AmpbenchError):
+    """Ctrl-C or SIGTERM stopped a run; what it wrote is kept and `--resume` finishes it (exit 130)."""

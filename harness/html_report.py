@@ -123,7 +123,7 @@ def _run_summary(runs: cmp.Runs, run: int) -> dict[str, Any]:
         for r in rows
         if r["tool_calls_by_name"]
     ]
-    notes += report.notes(data)
+    notes += report.notes(data, rows)
     return {"title": title, "table": _table(header, body, text_columns=1), "notes": notes}
 
 
@@ -142,7 +142,17 @@ def build_html(
         {"name": name, "caption": plots.FIGURES[name][0], "svg": plots.svg_inline(fig, f"f{i}")}
         for i, (name, fig) in enumerate(figs.items())
     ]
-    runs_header = ["run", "suite", "status", "source", "models", "task runs", "exchanges", "directory"]
+    runs_header = [
+        "run",
+        "suite",
+        "status",
+        "source",
+        "models",
+        "task runs",
+        "errored",
+        "exchanges",
+        "directory",
+    ]
     runs_rows = [
         [
             r["run_id"],
@@ -151,6 +161,7 @@ def build_html(
             r["sources"],
             r["models"],
             f"{r['task_runs']:,}",
+            f"{r['errored_task_runs']:,}",
             f"{r['exchanges']:,}",
             r["run_dir"],
         ]

@@ -16,65 +16,31 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx2
 
 from harness import context
-from harness.clients.parsers import parse_exchange
 from harness.conversation import ModelTurn
 from harness.errors import AmpbenchError
+from harness.records import Exchange
+from harness.wire import parse_exchange
 
 # Response headers worth keeping: they explain retries and rate limits.
 _KEPT_HEADERS = ("retry-after", "retry-after-ms", "x-should-retry", "request-id", "x-request-id")
 SIMULATED_HEADER = "x-ampbench-simulated"
 
 
-@dataclass
-class Exchange:
-    """One HTTP request/response pair, as the provider saw it."""
-
-    run_id: str
-    task_id: str
-    model: str
-    repeat: int
-    step: int
-    role: str
-    attempt: int
-    session: int
-    endpoint: str
-    method: str
-    host: str
-    status: int | None
-    streamed: bool
-    latency_ms: float
-    request_bytes: int
-    response_bytes: int
-    user_turn: int = 0
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    tool_calls: int = 0
-    tool_names: list[str] = field(default_factory=list)
-    visible_reasoning_chars: int = 0
-    stop_reason: str | None = None
-    response_model: str | None = None
-    simulated: bool = False
-    error: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    usage: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class LedgerSink(Protocol):
     """Where the ledger sends each exchange as soon as it is complete."""
 
     def record(self, exchange: Exchange) -> None: ...
+
+
+# Request headers whose values are credentials: a sink with `add_secret` learns them, so
+# that no file it writes can hold them, whatever a provider echoes back.
+_CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 
 class MemorySink:
@@ -174,6 +140,17 @@ def exchange_from_turn(
     return row
 
 
+# Failures raised before a single byte of the request was written: the provider never saw
+# the attempt. Anything later (read timeouts, dropped connections, cut streams) may have
+# reached it and stays an exchange.
+_NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, httpx2.UnsupportedProtocol)
+
+
+def reached_provider(exc: BaseException) -> bool:
+    """Whether an attempt that ended in `exc` may have reached the provider."""
+    return not isinstance(exc, _NOT_SENT)
+
+
 class _TeeStream(httpx2.AsyncByteStream):
     """Passes the body through unchanged and reports it once the client is done."""
 
@@ -216,6 +193,11 @@ class CountingTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         ctx = context.current()
         slot = _slot.get()
+        add_secret = getattr(self.sink, "add_secret", None)
+        if add_secret is not None:
+            for name in _CREDENTIAL_HEADERS:
+                if name in request.headers:
+                    add_secret(request.headers[name])
         body = await request.aread()
         started = time.perf_counter()
         endpoint = request.url.path
@@ -243,6 +225,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
                 headers={},
                 simulated=False,
             )
+            row.sent = reached_provider(exc)
             self._emit(row, None, slot)
             raise
 

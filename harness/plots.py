@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.compare import KEY, Runs
+from harness.compare import Runs
+from harness.metrics import KEY
 
 MAX_TASK_LINES = 40
 """Individual task curves drawn per model in the cumulative-token plot (the median is over all)."""

@@ -20,7 +20,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.compare import CONFIDENCE, DEFAULT_RESAMPLES, Runs, group_seed, interval, task_features
+from harness import metrics
+from harness.compare import (
+    CONFIDENCE,
+    DEFAULT_RESAMPLES,
+    MAX_RESAMPLES,
+    Runs,
+    group_seed,
+    interval,
+    task_features,
+)
 from harness.errors import UserError
 
 
@@ -43,6 +52,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     "swe-bench-lite": Benchmark(300, 1, "SWE-bench Lite, 300 instances", "swe"),
     "snitchbench": Benchmark(4, 20, "SnitchBench, 4 tests x 20 runs", "snitch"),
 }
+
+MAX_COUNT = 10**9
+"""Largest --tasks, --models, --repeats or --concurrency: campaigns stay countable in int64 sums."""
 
 CHAT_REQUESTS_PER_DAY = 160_000
 """Reference traffic of a chat product (assumed, for scale only): ~160k user requests per day."""
@@ -166,6 +178,11 @@ def project(
     n_tasks = bench.tasks if bench else int(tasks or 0)
     n_repeats = repeats if repeats is not None else (bench.repeats if bench else 1)
     draws = n_tasks * n_repeats
+    if draws * (models or 1) > MAX_COUNT * 1000:
+        raise UserError(
+            f"a campaign of {draws * (models or 1):,} task runs is more than ampbench projects "
+            f"(at most {MAX_COUNT * 1000:,})"
+        )
 
     feats = task_features(runs)
     if len(feats) == 0:
@@ -178,12 +195,16 @@ def project(
     elif suite not in suites:
         raise UserError(f"no task runs of suite {suite!r} in these runs (suites: {', '.join(suites)})")
     feats = feats[feats["suite"] == suite].reset_index(drop=True)
-    measured = list(dict.fromkeys(feats["model"]))
-    labels = dict(zip(feats["model"], feats["label"], strict=True))
+    # Errored task runs stopped wherever the failure struck: they are no sample of a task run.
+    errored = int((~metrics.counted(feats)).sum())
+    feats = feats[metrics.counted(feats)].reset_index(drop=True)
+    if len(feats) == 0:
+        raise UserError(f"every task run of suite {suite!r} errored; nothing to project from")
+    measured = list(dict.fromkeys(feats["label"]))
 
-    # Which task-run samples stand for which projected model.
+    # Which task-run samples stand for which projected model (a model and variant: a group).
     if models is None:
-        plan = [(labels[m], [m], 1) for m in measured]
+        plan = [(m, [m], 1) for m in measured]
     else:
         plan = [(f"{models} model(s) like the pooled measured models", measured, models)]
 
@@ -192,7 +213,7 @@ def project(
     points: dict[str, list[float | None]] = {m: [] for m in METRICS}
     partial: list[str] = []
     for name, sources, copies in plan:
-        rows = feats[feats["model"].isin(sources)]
+        rows = feats[feats["label"].isin(sources)]
         values = _per_task(rows, include_judge, include_retries)
         entry: dict[str, Any] = {"model": name, "measured_task_runs": len(rows), "copies": copies}
         for metric in METRICS:
@@ -240,9 +261,14 @@ def project(
         per_model,
     )
     assumptions += [f"partial data: {p}; totals use the mean of the known task runs." for p in partial]
+    if errored:
+        assumptions.append(
+            f"{errored} errored task run(s) of suite {suite} are left out of the samples "
+            "(see `ampbench report` for their errors)."
+        )
     if traffic is not None:
         assumptions += traffic.pop("assumptions")
-    if any(len(feats[feats["model"].isin(src)]) < 2 for _, src, _ in plan):
+    if any(len(feats[feats["label"].isin(src)]) < 2 for _, src, _ in plan):
         assumptions.append("a model with a single measured task run has no interval.")
     settings = {
         "seed": seed,
@@ -286,10 +312,14 @@ def _check(
     ):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1 (got {value})")
+        if value is not None and value > MAX_COUNT:
+            raise UserError(f"{flag} must be at most {MAX_COUNT:,} (got {value:,})")
     if claim is not None and not (claim > 0 and math.isfinite(claim)):
         raise UserError(f"--claim must be a positive number of exchanges (got {claim})")
-    if resamples < 100:
-        raise UserError(f"--resamples must be at least 100 (got {resamples}); 2000 is the default")
+    if not 100 <= resamples <= MAX_RESAMPLES:
+        raise UserError(
+            f"--resamples must be between 100 and {MAX_RESAMPLES:,} (got {resamples}); 2000 is the default"
+        )
     return bench
 
 
@@ -401,8 +431,7 @@ def _assumptions(
     if models is None:
         out.append(f"models: the {len(plan)} measured model(s), each projected from its own task runs")
     else:
-        labels = dict(zip(runs.tasks["model"], runs.tasks["label"], strict=True))
-        measured = ", ".join(labels[m] for m in plan[0][1])
+        measured = ", ".join(plan[0][1])
         out.append(
             f"models: {models}, each assumed to behave like the pooled measured task runs of {measured}"
         )

@@ -25,7 +25,7 @@ import httpx2
 import yaml
 from vcr.serializers import yamlserializer
 
-from harness.clients._wire import looks_like_sse
+from harness.wire import looks_like_sse
 
 Headers = dict[str, list[str] | str]
 

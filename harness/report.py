@@ -1,7 +1,8 @@
-"""Per-model amplification tables, computed from a loaded run (`harness.results.load`).
+"""Per-model amplification tables of one run (`harness.results.load`).
 
-Nothing here parses raw files: every number comes from the DataFrames of
-`RunData`, whose task rows are themselves sums over the run's exchanges.
+Nothing here computes a figure: `harness.metrics` defines every one, and
+`compare` uses the same definitions, so a run's report and its comparison
+print the same values.
 """
 
 from __future__ import annotations
@@ -10,88 +11,67 @@ import json
 from collections import Counter
 from typing import Any
 
+from harness import metrics
+from harness.metrics import SIMULATED_LABEL
 from harness.results import RunData
 
-SIMULATED_LABEL = " (simulated)"
-
-
-def _total(series: Any) -> int | None:
-    """Sum of a token column; None when no row reported it (unknown is not zero)."""
-    known = series.dropna()
-    return int(known.sum()) if len(known) else None
-
-
-def _tool_names(column: Any) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for cell in column.dropna():
-        counts.update(json.loads(cell) if isinstance(cell, str) else cell)
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+__all__ = ["SIMULATED_LABEL", "error_notes", "model_label", "notes", "summary_markdown", "summary_rows"]
 
 
 def model_label(model: str, simulated: bool) -> str:
-    return model + (SIMULATED_LABEL if simulated else "")
+    return metrics.label(model, simulated)
+
+
+def tool_names(column: Any) -> dict[str, int]:
+    """Tool calls by name summed over task runs (tasks.csv keeps them as JSON objects)."""
+    counts: Counter[str] = Counter()
+    for cell in column.dropna():
+        if isinstance(cell, str):
+            try:
+                cell = json.loads(cell)
+            except json.JSONDecodeError:
+                continue
+        if isinstance(cell, dict):
+            counts.update({str(k): int(v) for k, v in cell.items()})
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def features(data: RunData) -> Any:
+    """The per-task-run features of one run (see `metrics.task_features`)."""
+    tasks = metrics.add_labels(metrics.normalise_tasks(data.tasks, 0, data.run_dir, data.manifest))
+    exchanges = data.exchanges.copy()
+    exchanges["run"] = 0
+    if len(exchanges):
+        exchanges["task_id"] = exchanges["task_id"].astype(str)
+        for col in ("repeat", "session"):
+            exchanges[col] = exchanges[col].fillna(0).astype("int64")
+    return metrics.task_features(tasks, exchanges)
 
 
 def summary_rows(data: RunData) -> list[dict[str, Any]]:
-    """One dict per model with the headline amplification figures."""
-    tasks = data.tasks
-    if tasks is None or len(tasks) == 0:
+    """One dict per group (model and variant) with the headline figures, totals and errors."""
+    if data.tasks is None or len(data.tasks) == 0:
         return []
-    exchanges = data.exchanges
+    feats = features(data)
     rows = []
-    for model, group in tasks.groupby("model", sort=True):
-        simulated = (
-            bool(group["simulated"].astype(str).str.lower().eq("true").any())
-            if "simulated" in group
-            else False
-        )
-        agent_ex = (
-            exchanges[(exchanges["model"] == model) & (exchanges["role"] == "agent")]
-            if len(exchanges)
-            else exchanges
-        )
-        requests = len(group)
-        user_turns = int(group["user_turns"].sum())
-        n_exchanges = int(group["exchanges"].sum())
-        prompt = _total(group["prompt_tokens"]) if "prompt_tokens" in group else None
-        input_tokens = _total(group["input_tokens"])
-        cost = float(group["cost_usd"].dropna().sum()) if group["cost_usd"].notna().any() else None
-        with_reasoning = (
-            int((agent_ex["visible_reasoning_chars"].fillna(0) > 0).sum()) if len(agent_ex) else 0
-        )
+    for group_label, group in feats.groupby("label", sort=True):
+        good = group[metrics.counted(group)]
+        errs = metrics.errors(group)
         rows.append(
             {
-                "model": model_label(str(model), simulated),
-                "requests": requests,
-                "user_turns": user_turns,
-                "exchanges": n_exchanges,
-                "exchanges_per_request": n_exchanges / requests if requests else None,
-                "exchanges_per_user_turn": n_exchanges / user_turns if user_turns else None,
-                "retries": int(group["retries"].sum()),
-                "failed_exchanges": int(group["failed_exchanges"].sum())
-                if "failed_exchanges" in group
-                else None,
-                "model_calls": int(group["model_calls"].sum()),
-                "tool_calls": int(group["tool_calls"].sum()),
-                "tool_calls_by_name": _tool_names(group["tool_calls_by_name"])
-                if "tool_calls_by_name" in group
-                else {},
-                "input_tokens": input_tokens,
-                "output_tokens": _total(group["output_tokens"]),
-                "reasoning_tokens": _total(group["reasoning_tokens"]),
-                "token_amplification": (input_tokens / prompt)
-                if input_tokens is not None and prompt
-                else None,
-                "visible_reasoning_share": with_reasoning / len(agent_ex) if len(agent_ex) else None,
-                "visible_reasoning_chars": int(group["visible_reasoning_chars"].fillna(0).sum())
-                if "visible_reasoning_chars" in group
-                else None,
-                "judge_exchanges": int(group["judge_exchanges"].fillna(0).sum())
-                if "judge_exchanges" in group
-                else 0,
-                "cost_usd": cost,
-                "score": float(group["score"].mean()) if group["score"].notna().any() else None,
-                "errors": int((group["status"] == "error").sum()),
+                "model": str(group_label),
+                "model_spec": str(group["model"].iloc[0]),
+                "variant": str(group["variant"].iloc[0]),
+                "simulated": bool(group["simulated"].any()),
+                "requests": len(good),
+                "errored": errs["errored"],
+                "errors": errs["errors"],
+                "errored_exchanges": errs["errored_exchanges"],
+                "errored_unsent_attempts": errs["errored_unsent_attempts"],
+                "no_provider": errs["no_provider"],
+                **metrics.totals(group),
+                **metrics.figures(group),
+                "tool_calls_by_name": tool_names(good["tool_calls_by_name"]),
             }
         )
     return rows
@@ -112,11 +92,15 @@ def _fmt(value: Any, digits: int = 2) -> str:
 COLUMNS: list[tuple[str, str]] = [
     ("model", "model"),
     ("requests", "requests"),
+    ("errored", "errored"),
+    ("errored_exchanges", "exch of errored"),
     ("user_turns", "user turns"),
     ("exchanges", "exchanges"),
     ("exchanges_per_request", "exch/request"),
     ("exchanges_per_user_turn", "exch/user turn"),
     ("retries", "retries"),
+    ("retries_share", "retries share"),
+    ("unsent_attempts", "unsent attempts"),
     ("model_calls", "model calls"),
     ("tool_calls", "tool calls"),
     ("input_tokens", "input tok"),
@@ -130,9 +114,20 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def notes(data: RunData) -> list[str]:
-    """Caveats a reader needs beside the numbers."""
-    out = list(data.manifest.get("limits", []))
+def error_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """Per group: how many task runs errored and why, grouped by message."""
+    out: list[str] = []
+    for row in rows:
+        out += metrics.error_lines(row["model"], row)
+    return out
+
+
+def notes(data: RunData, rows: list[dict[str, Any]] | None = None, *, errors: bool = True) -> list[str]:
+    """Caveats a reader needs beside the numbers (errors first: they are never silent)."""
+    rows = summary_rows(data) if rows is None else rows
+    out = error_notes(rows) if errors else []
+    out += list(data.manifest.get("limits", []))
+    out += list(data.warnings)
     if data.orphaned_exchanges:
         out.append(
             f"{data.orphaned_exchanges} exchanges belong to task attempts interrupted before --resume; "
@@ -142,7 +137,12 @@ def notes(data: RunData) -> list[str]:
         out.append(
             f"run status: {data.manifest.get('status')} (resume with: ampbench run --resume {data.run_dir})"
         )
-    if any(r["model"].endswith(SIMULATED_LABEL) for r in summary_rows(data)):
+    if any(r["unsent_attempts"] for r in rows):
+        out.append(
+            "unsent attempts never reached the provider (connection refused, DNS, TLS or connect "
+            "timeout); they are kept in exchanges.jsonl with sent=false and are not exchanges."
+        )
+    if any(r["simulated"] for r in rows):
         out.append("models marked (simulated) are ampbench's built-in simulator, not real models.")
     return out
 
@@ -162,16 +162,16 @@ def summary_markdown(data: RunData) -> str:
     for row in rows:
         if row["tool_calls_by_name"]:
             lines.append(f"- tool calls of {row['model']}: {_fmt(row['tool_calls_by_name'])}")
-    for note in notes(data):
+    for note in notes(data, rows):
         lines.append(f"- note: {note}")
     return "\n".join(lines) + "\n"
 
 
-def rich_table(data: RunData) -> Any:
+def rich_table(data: RunData, rows: list[dict[str, Any]] | None = None) -> Any:
     """Metrics down, models across: fits a terminal however many metrics there are."""
     from rich.table import Table
 
-    rows = summary_rows(data)
+    rows = summary_rows(data) if rows is None else rows
     table = Table(
         title=f"Amplification · {data.manifest.get('suite', '')} · {data.manifest.get('run_id', '')}"
     )

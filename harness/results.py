@@ -9,59 +9,34 @@ from __future__ import annotations
 
 import csv
 import importlib.metadata
+import io
 import json
 import os
 import platform
 import subprocess
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import UserError
-from harness.ledger import Exchange
+from harness.records import (
+    EXCHANGE_COLUMNS,
+    RAW_EXCHANGE_COLUMNS,
+    TASK_COLUMNS,
+    TEXT_TASK_COLUMNS,
+    TOKEN_FIELDS,
+    Exchange,
+)
+from harness.redact import Scrubber
 
 MANIFEST = "manifest.json"
 EXCHANGES = "exchanges.jsonl"
 TOOL_CALLS = "tool_calls.jsonl"
 TASKS = "tasks.csv"
 SUMMARY = "summary.md"
-
-TASK_COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "suite",
-    "task_id",
-    "model",
-    "simulated",
-    "repeat",
-    "session",
-    "source",
-    "status",
-    "stop_reason",
-    "user_turns",
-    "model_calls",
-    "format_errors",
-    "exchanges",
-    "retries",
-    "failed_exchanges",
-    "tool_calls",
-    "tool_calls_by_name",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "visible_reasoning_chars",
-    "prompt_tokens",
-    "judge_exchanges",
-    "judge_input_tokens",
-    "judge_output_tokens",
-    "cost_usd",
-    "score",
-    "wall_s",
-    "error",
-)
 
 
 def now_iso() -> str:
@@ -113,16 +88,29 @@ class RunWriter:
         *,
         extra_task_columns: Iterable[str] = (),
         resume: bool = False,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.dir = Path(run_dir)
+        self.scrub = scrubber or Scrubber()
+        """Applied to every byte this writer writes: no key reaches a result file."""
         self.task_columns = list(TASK_COLUMNS) + [c for c in extra_task_columns if c not in TASK_COLUMNS]
+        self.repaired: list[str] = []
+        """What resuming cut off: torn last lines left by a crash mid-write."""
+        if not resume:
+            self.dir.mkdir(parents=True, exist_ok=False)
+        self._lock = RunLock(self.dir)
         if resume:
+            for name in (EXCHANGES, TOOL_CALLS, TASKS):
+                cut = cut_torn_tail(self.dir / name)
+                if cut:
+                    self.repaired.append(
+                        f"cut a torn last line of {name} ({cut} bytes, written by a run that crashed mid-write)"
+                    )
             self.manifest = read_manifest(self.dir)
             self.manifest.setdefault("sessions", []).append({"started": now_iso()})
             if self.manifest.get("task_columns"):
                 self.task_columns = list(self.manifest["task_columns"])
         else:
-            self.dir.mkdir(parents=True, exist_ok=False)
             self.manifest = {
                 **manifest,
                 "status": "running",
@@ -145,7 +133,8 @@ class RunWriter:
 
     def _write_manifest(self) -> None:
         tmp = self.dir / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        text = self.scrub(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.dir / MANIFEST)
 
     def record(self, exchange: Exchange) -> None:
@@ -153,64 +142,204 @@ class RunWriter:
         self.write_exchange_row(exchange.to_dict())
 
     def write_exchange_row(self, row: dict[str, Any]) -> None:
-        self._exchanges.write(json.dumps(row, sort_keys=True) + "\n")
+        self._exchanges.write(self.scrub(json.dumps(row, sort_keys=True)) + "\n")
         self._exchanges.flush()
 
     def tool_call(self, row: dict[str, Any]) -> None:
-        self._tools.write(json.dumps(row, sort_keys=True) + "\n")
+        self._tools.write(self.scrub(json.dumps(row, sort_keys=True)) + "\n")
         self._tools.flush()
 
     def task(self, row: dict[str, Any]) -> None:
-        self._csv.writerow({k: _cell(v) for k, v in row.items()})
+        cells = {k: _cell(v) for k, v in row.items()}
+        self._csv.writerow({k: self.scrub(v) if isinstance(v, str) else v for k, v in cells.items()})
         self._tasks.flush()
 
     def finish(self, status: str = "complete", summarize: Callable[[Path], str] | None = None) -> None:
-        """Close the files, mark the run's status, then write summary.md from the finished files."""
+        """Close the files, mark the run's status and its task-run counts, then write summary.md."""
         self.close()
         self.manifest["status"] = status
         self.manifest["ended"] = now_iso()
+        self.manifest["task_runs"] = task_run_counts(self.dir)
         self._write_manifest()
         if summarize is not None:
-            (self.dir / SUMMARY).write_text(summarize(self.dir), encoding="utf-8")
+            (self.dir / SUMMARY).write_text(self.scrub(summarize(self.dir)), encoding="utf-8")
 
     def close(self) -> None:
         for handle in (self._exchanges, self._tools, self._tasks):
             if not handle.closed:
                 handle.close()
+        self._lock.release()
+
+
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while one process writes it.
+
+    `flock` is released by the kernel when the holder dies, so a killed run
+    never leaves a stale lock behind; the file only says who held it last.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        import fcntl
+
+        self.path = Path(run_dir) / LOCK
+        self._handle: IO[str] | None = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "another process"
+            self._handle.close()
+            self._handle = None
+            raise UserError(
+                f"{run_dir} is being written by {holder}; wait for it to finish or stop it first"
+            ) from None
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._handle.write(f"pid {os.getpid()} on {platform.node()} since {now_iso()}\n")
+        self._handle.flush()
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the flock
+            self._handle = None
+
+
+def torn_tail(path: Path) -> int:
+    """Bytes after the last newline of a file (a record a crash cut mid-write); 0 when none."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if size == 0:
+        return 0
+    with open(path, "rb") as handle:
+        block = 1 << 16
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            at = chunk.rfind(b"\n")
+            if at >= 0:
+                return size - (start + at + 1)
+            end = start
+    return size
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate a torn last record; returns the bytes cut."""
+    cut = torn_tail(path)
+    if cut:
+        with open(path, "r+b") as handle:
+            handle.truncate(path.stat().st_size - cut)
+    return cut
+
+
+def _read_text(path: Path) -> str:
+    """A result file's text; one clear UserError for anything that is not a readable UTF-8 file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory, not a result file") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start}); is it a result file?") from None
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read: {exc.strerror or exc}") from None
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(_read_text(path))
     except FileNotFoundError:
         raise UserError(f"{run_dir} is not a run directory: no {MANIFEST}") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(
+            f"{path} is not a run manifest: it holds a JSON {type(manifest).__name__}, not an object"
+        )
+    return manifest
 
 
-def iter_jsonl(path: Path) -> Iterable[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (crash mid-write) is skipped."""
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+def read_jsonl(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSONL result file.
+
+    A torn last line (a crash mid-write) is skipped and said in `warnings`; any
+    other line that is not a JSON object is a UserError naming the line.
+    """
+    try:
+        text = _read_text(path)
+    except FileNotFoundError:
+        return []
+    torn = len(text) - (text.rfind("\n") + 1)
+    rows = []
+    for number, line in enumerate(text[: len(text) - torn].splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} line {number} is not JSON ({exc.msg}); the file is damaged") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path} line {number} is a JSON {type(row).__name__}, not a row object")
+        rows.append(row)
+    if torn and warnings is not None:
+        warnings.append(f"{path.name}: a torn last line ({torn} bytes, a crash mid-write) was left out")
+    return rows
+
+
+def read_tasks(path: Path, warnings: list[str] | None = None) -> list[dict[str, str]]:
+    """Rows of tasks.csv as text; a torn last row is left out (and said), a malformed one is a UserError."""
+    try:
+        text = _read_text(path)
+    except FileNotFoundError:
+        return []
+    torn = len(text) - (text.rfind("\n") + 1)
+    if torn and warnings is not None:
+        warnings.append(f"{path.name}: a torn last row ({torn} bytes, a crash mid-write) was left out")
+    body = text[: len(text) - torn]
+    if not body.strip():
+        return []
+    try:
+        rows = list(csv.DictReader(io.StringIO(body, newline="")))
+    except csv.Error as exc:
+        raise UserError(f"{path} is not a valid CSV file ({exc})") from None
+    missing = {"task_id", "model", "repeat"} - set(
+        rows[0] if rows else csv.DictReader(io.StringIO(body)).fieldnames or []
+    )
+    if missing:
+        raise UserError(f"{path} has no {', '.join(sorted(missing))} column; is it a tasks.csv of ampbench?")
+    for number, row in enumerate(rows, start=2):
+        for col in ("repeat", "session"):
+            value = row.get(col)
+            if value not in (None, "") and not value.lstrip("-").isdigit():
+                raise UserError(f"{path} line {number}: {col} {value!r} is not a whole number")
+        if None in row:
+            raise UserError(f"{path} line {number} has more cells than the header")
+    return rows
 
 
 def completed_keys(run_dir: Path) -> set[tuple[str, str, int]]:
     """(task_id, model, repeat) of every task run already written to tasks.csv."""
-    path = Path(run_dir) / TASKS
-    if not path.exists():
-        return set()
-    with open(path, encoding="utf-8", newline="") as handle:
-        return {(r["task_id"], r["model"], int(r["repeat"])) for r in csv.DictReader(handle)}
+    return {(r["task_id"], r["model"], int(r["repeat"] or 0)) for r in read_tasks(Path(run_dir) / TASKS)}
+
+
+def task_run_counts(run_dir: Path) -> dict[str, Any]:
+    """How many task runs tasks.csv holds, how many errored, and their errors grouped by message."""
+    rows = read_tasks(Path(run_dir) / TASKS)
+    errored = [r for r in rows if r.get("status") == "error"]
+    errors = Counter((r.get("error") or "unknown error") for r in errored)
+    return {
+        "total": len(rows),
+        "errored": len(errored),
+        "errors": dict(sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+    }
 
 
 @dataclass
@@ -224,68 +353,57 @@ class RunData:
     tool_calls: Any  # pandas.DataFrame
     orphaned_exchanges: int
     """Exchanges of task attempts that never finished (a crash before --resume); real traffic, not in tasks."""
+    warnings: list[str] = field(default_factory=list)
+    """What loading left out (torn last lines of a crashed run)."""
 
 
-# Only these exchange fields are loaded: raw usage objects and headers stay on disk,
-# so memory follows the size of the tables, not of the bodies.
-EXCHANGE_FIELDS: tuple[str, ...] = (
-    "run_id",
-    "task_id",
-    "model",
-    "repeat",
-    "step",
-    "user_turn",
-    "role",
-    "attempt",
-    "session",
-    "endpoint",
-    "status",
-    "streamed",
-    "latency_ms",
-    "request_bytes",
-    "response_bytes",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "reasoning_tokens",
-    "tool_calls",
-    "tool_names",
-    "visible_reasoning_chars",
-    "stop_reason",
-    "simulated",
-    "error",
-    "source",
-)
+EXCHANGE_FIELDS: tuple[str, ...] = tuple(c for c in EXCHANGE_COLUMNS if c not in RAW_EXCHANGE_COLUMNS)
+"""The exchange columns `load` reads: every column but the raw usage objects and headers, which stay
+on disk, so memory follows the size of the tables, not of the bodies."""
 
 
 def load(run_dir: str | Path) -> RunData:
-    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`)."""
+    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`).
+
+    Damaged files raise a UserError naming the file and line; a torn last line
+    (a crash mid-write) is left out and said in `warnings`.
+    """
     import pandas as pd
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory; pass a run directory such as results/<run_id>")
     manifest = read_manifest(run_dir)
-    tasks_path = run_dir / TASKS
-    tasks = (
-        pd.read_csv(tasks_path, keep_default_na=True)
-        if tasks_path.exists()
-        else pd.DataFrame(columns=TASK_COLUMNS)
-    )
-    if "task_id" in tasks:
-        tasks["task_id"] = tasks["task_id"].astype(str)
+    warnings: list[str] = []
+    task_rows = read_tasks(run_dir / TASKS, warnings)
+    tasks = pd.DataFrame(task_rows) if task_rows else pd.DataFrame(columns=list(TASK_COLUMNS))
+    # Text cells as pandas would read them from CSV: empty is missing, numbers are numbers.
+    tasks = tasks.replace("", None)
+    for col in tasks.columns:
+        if col in TEXT_TASK_COLUMNS:
+            continue
+        converted = pd.to_numeric(tasks[col], errors="coerce")
+        if converted.notna().sum() == tasks[col].notna().sum():
+            tasks[col] = converted
+    for col in ("task_id", "model"):
+        if col in tasks:
+            tasks[col] = tasks[col].astype(str)
 
-    rows = [{k: r.get(k) for k in EXCHANGE_FIELDS} for r in iter_jsonl(run_dir / EXCHANGES)]
+    rows = [{k: r.get(k) for k in EXCHANGE_FIELDS} for r in read_jsonl(run_dir / EXCHANGES, warnings)]
+    claimed = int(pd.to_numeric(tasks.get("exchanges"), errors="coerce").fillna(0).sum()) if len(tasks) else 0
+    if not rows and claimed and not (run_dir / EXCHANGES).exists():
+        raise UserError(
+            f"{run_dir}/{EXCHANGES} is missing but tasks.csv claims {claimed} exchanges; "
+            "the run directory is incomplete"
+        )
     exchanges = pd.DataFrame(rows, columns=list(EXCHANGE_FIELDS))
-    for col in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-        "reasoning_tokens",
-        "status",
-    ):
-        exchanges[col] = exchanges[col].astype("Int64")
-    tool_calls = pd.DataFrame(list(iter_jsonl(run_dir / TOOL_CALLS)))
+    for col in ("repeat", "session"):
+        exchanges[col] = pd.to_numeric(exchanges[col], errors="coerce").fillna(0).astype("int64")
+    for col in (*TOKEN_FIELDS, "status"):
+        exchanges[col] = pd.to_numeric(exchanges[col], errors="coerce").astype("Int64")
+    # Rows written before `sent` existed were all counted as exchanges.
+    exchanges["sent"] = exchanges["sent"].map(lambda v: v is not False).astype(bool)
+    tool_calls = pd.DataFrame(read_jsonl(run_dir / TOOL_CALLS, warnings))
 
     orphaned = 0
     if len(exchanges) and len(tasks) and "session" in tasks:
@@ -293,21 +411,19 @@ def load(run_dir: str | Path) -> RunData:
             zip(
                 tasks["task_id"].astype(str),
                 tasks["model"],
-                tasks["repeat"].astype(int),
-                tasks["session"].astype(int),
+                tasks["repeat"].fillna(0).astype(int),
+                tasks["session"].fillna(0).astype(int),
                 strict=True,
             )
         )
-        keys = list(
-            zip(
-                exchanges["task_id"].astype(str),
-                exchanges["model"],
-                exchanges["repeat"].astype(int),
-                exchanges["session"].astype(int),
-                strict=True,
-            )
+        keys = zip(
+            exchanges["task_id"].astype(str),
+            exchanges["model"],
+            exchanges["repeat"],
+            exchanges["session"],
+            strict=True,
         )
         mask = [k in done for k in keys]
         orphaned = len(mask) - sum(mask)
         exchanges = exchanges[mask].reset_index(drop=True)
-    return RunData(run_dir, manifest, tasks, exchanges, tool_calls, orphaned)
+    return RunData(run_dir, manifest, tasks, exchanges, tool_calls, orphaned, warnings)

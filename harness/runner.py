@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
 import sys
+import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,9 +26,10 @@ from harness import context, prices
 from harness.cassettes import CassetteStore, CassetteTransport
 from harness.clients import BaseClient, ClientSettings, ModelSpec, make_client, parse_spec
 from harness.conversation import GenerateOptions, UserMessage
-from harness.errors import AmpbenchError, UserError
-from harness.ledger import Exchange
+from harness.errors import AmpbenchError, Interrupted, UserError
 from harness.loop import TaskOutcome, run_task
+from harness.records import Exchange, summarise
+from harness.redact import Scrubber
 from harness.results import RunWriter, completed_keys, git_sha, load, read_manifest, versions
 from harness.tasks import Grade, Suite, Task
 
@@ -81,33 +84,32 @@ def new_run_id(suite: str) -> str:
 
 
 class RunSink:
-    """The ledger sink of a run: writes each exchange and keeps it per task run."""
+    """The ledger sink of a run: writes each exchange and keeps its row per task run."""
 
     def __init__(self, writer: RunWriter, on_exchange: Callable[[], None] | None = None) -> None:
         self.writer = writer
-        self.by_task: dict[TaskKey, list[Exchange]] = defaultdict(list)
+        self.by_task: dict[TaskKey, list[dict[str, Any]]] = defaultdict(list)
         self.tools: dict[TaskKey, list[dict[str, Any]]] = defaultdict(list)
         self.total = 0
         self._on_exchange = on_exchange
 
     def record(self, exchange: Exchange) -> None:
-        self.writer.record(exchange)
-        self.by_task[(exchange.task_id, exchange.model, exchange.repeat)].append(exchange)
-        self.total += 1
+        row = exchange.to_dict()
+        self.writer.write_exchange_row(row)
+        self.by_task[(exchange.task_id, exchange.model, exchange.repeat)].append(row)
+        self.total += exchange.sent
         if self._on_exchange:
             self._on_exchange()
+
+    def add_secret(self, value: str) -> None:
+        self.writer.scrub.add(value)
 
     def tool_call(self, row: dict[str, Any]) -> None:
         self.writer.tool_call(row)
         self.tools[(row["task_id"], row["model"], row["repeat"])].append(row)
 
-    def pop(self, key: TaskKey) -> tuple[list[Exchange], list[dict[str, Any]]]:
+    def pop(self, key: TaskKey) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return self.by_task.pop(key, []), self.tools.pop(key, [])
-
-
-def _sum(values: list[int | None]) -> int | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
 
 
 def task_row(
@@ -119,52 +121,33 @@ def task_row(
     session: int,
     outcome: TaskOutcome,
     grade: Grade,
-    exchanges: list[Exchange],
+    exchanges: list[dict[str, Any]],
     tool_rows: list[dict[str, Any]],
     source: str,
 ) -> dict[str, Any]:
-    """One tasks.csv row, computed from the task run's own exchanges and tool calls."""
-    agent = [e for e in exchanges if e.role == "agent"]
-    judge = [e for e in exchanges if e.role == "judge"]
-    ok = [e for e in agent if e.status is not None and 200 <= e.status < 300 and not e.error]
+    """One tasks.csv row: `summarise` over the task run's rows, with what the loop knows better."""
     price = prices.price_for(spec.provider, spec.model)
-    costs = [prices.cost_usd(price, asdict(e)) for e in agent]
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "suite": task.suite,
-        "task_id": task.id,
-        "model": spec.spec,
-        "simulated": spec.simulated or any(e.simulated for e in exchanges),
-        "repeat": repeat,
-        "session": session,
-        "source": source,
-        "status": outcome.status,
-        "stop_reason": outcome.stop_reason,
-        "user_turns": outcome.user_turns,
-        "model_calls": outcome.model_calls,
-        "format_errors": outcome.format_errors,
-        "exchanges": len(agent),
-        "retries": sum(1 for e in agent if e.attempt > 1),
-        "failed_exchanges": len(agent) - len(ok),
-        "tool_calls": len(tool_rows),
-        "tool_calls_by_name": dict(sorted(Counter(r["tool"] for r in tool_rows).items())),
-        "input_tokens": _sum([e.input_tokens for e in agent]),
-        "output_tokens": _sum([e.output_tokens for e in agent]),
-        "cache_read_input_tokens": _sum([e.cache_read_input_tokens for e in agent]),
-        "cache_creation_input_tokens": _sum([e.cache_creation_input_tokens for e in agent]),
-        "reasoning_tokens": _sum([e.reasoning_tokens for e in agent]),
-        "visible_reasoning_chars": sum(e.visible_reasoning_chars for e in agent),
-        # What the task's own prompt costs: the input of its first successful model call.
-        "prompt_tokens": ok[0].input_tokens if ok else None,
-        "judge_exchanges": len(judge),
-        "judge_input_tokens": _sum([e.input_tokens for e in judge]),
-        "judge_output_tokens": _sum([e.output_tokens for e in judge]),
-        # Unknown prices give an empty cost; exchanges without usage (errors) cost nothing.
-        "cost_usd": None if price is None else round(sum(c or 0.0 for c in costs), 6),
-        "score": grade.score,
-        "wall_s": outcome.wall_s,
-        "error": outcome.error,
-    }
+    row = summarise(
+        exchanges,
+        tool_rows,
+        cost=(lambda r: prices.cost_usd(price, r)) if price else None,
+        run_id=run_id,
+        suite=task.suite,
+        task_id=task.id,
+        model=spec.spec,
+        simulated=spec.simulated,
+        repeat=repeat,
+        session=session,
+        source=source,
+        status=outcome.status,
+        stop_reason=outcome.stop_reason,
+        user_turns=outcome.user_turns,
+        model_calls=outcome.model_calls,
+        format_errors=outcome.format_errors,
+        score=grade.score,
+        wall_s=outcome.wall_s,
+        error=outcome.error,
+    )
     row.update(grade.details)
     return row
 
@@ -204,6 +187,25 @@ def _load_suite(config: RunConfig) -> tuple[Suite, list[Task]]:
     return suite, tasks
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_writable_dir(path: Path, flag: str) -> None:
+    """A directory can be made at `path`: nothing on the way there is a file."""
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a directory")
+            return
+
+
+def _check_run_id(run_id: str) -> None:
+    # The run id names a folder under results/: it must stay there.
+    if not run_id or run_id in (".", "..") or any(c in run_id for c in "/\\\0") or run_id.startswith("."):
+        raise UserError(f"--run-id {run_id!r} must be a plain folder name (no '/', no leading '.')")
+
+
 class Runner:
     """Runs one configured run to the end (or to an interrupt) and writes its files."""
 
@@ -221,6 +223,24 @@ class Runner:
             raise UserError("--repeats must be at least 1")
         if config.concurrency < 1:
             raise UserError("--concurrency must be at least 1")
+        if config.max_attempts < 1:
+            raise UserError(f"--max-attempts must be at least 1 (got {config.max_attempts})")
+        if not config.timeout_s > 0:
+            raise UserError(f"--timeout must be a positive number of seconds (got {config.timeout_s})")
+        if config.max_tokens is not None and config.max_tokens < 1:
+            raise UserError(f"--max-tokens must be at least 1 (got {config.max_tokens})")
+        if not 0.0 <= config.sim_faults <= 1.0:
+            raise UserError(f"--sim-faults is a rate between 0 and 1 (got {config.sim_faults})")
+        if (
+            config.cassettes != "off"
+            and Path(config.cassette_dir).exists()
+            and not Path(config.cassette_dir).is_dir()
+        ):
+            raise UserError(f"--cassette-dir {config.cassette_dir} is a file, not a directory")
+        if config.out is not None:
+            _check_writable_dir(Path(config.out), "--out")
+        if config.run_id is not None:
+            _check_run_id(config.run_id)
         if not config.models:
             raise UserError("no model given: pass --model PROVIDER:MODEL (e.g. --model sim:terse)")
         if config.cassettes not in ("off", "record", "replay", "auto"):
@@ -274,7 +294,6 @@ class Runner:
         if self.resume_dir is not None:
             run_dir = self.resume_dir
             run_id = read_manifest(run_dir)["run_id"]
-            done = completed_keys(run_dir)
         else:
             run_id = config.run_id or new_run_id(config.suite)
             config.run_id = run_id
@@ -285,7 +304,6 @@ class Runner:
                 )
             if run_dir.exists():
                 run_dir.rmdir()
-            done = set()
         specs, judge_spec = self._attach_simulator(specs, judge_spec)
         manifest = {
             "run_id": run_id,
@@ -304,10 +322,30 @@ class Runner:
                 for s in specs
             ],
             "suite": config.suite,
+            # Suite options that change the agent (e.g. the SWE scaffold): compare groups by them.
+            "variant": {k: str(v) for k, v in dict(getattr(suite, "variant", {}) or {}).items()},
             "cassette_mode": config.cassettes,
         }
         extra = list(getattr(suite, "extra_columns", ()))
-        writer = RunWriter(run_dir, manifest, extra_task_columns=extra, resume=self.resume_dir is not None)
+        scrubber = Scrubber(s.api_key for s in [*specs, judge_spec] if s is not None)
+        for s in [*specs, judge_spec]:
+            scrubber.add_url(s.base_url if s is not None else None)
+        try:
+            writer = RunWriter(
+                run_dir,
+                manifest,
+                extra_task_columns=extra,
+                resume=self.resume_dir is not None,
+                scrubber=scrubber,
+            )
+        except BaseException:
+            if self._sim is not None:
+                self._sim.stop()
+            raise
+        for line in writer.repaired:
+            print(f"note: {line}; its task run runs again", file=sys.stderr)
+        # Read under the run's lock: what another process finished before it is not run twice.
+        done = completed_keys(run_dir) if self.resume_dir is not None else set()
         jobs = [
             (task, spec, r)
             for spec in specs
@@ -315,17 +353,25 @@ class Runner:
             for r in range(config.repeats)
             if (task.id, spec.spec, r) not in done
         ]
+        # SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: task runs in flight are
+        # cancelled, their environments closed, and the manifest says `interrupted`.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
         try:
             asyncio.run(self._run_all(suite, jobs, specs, judge_spec, writer, run_id))
-        except BaseException:
+        except BaseException as exc:
             writer.finish("interrupted")
-            print(
+            message = (
                 f"run interrupted: {len(completed_keys(run_dir))} task runs are in {run_dir}; "
-                f"finish it with: ampbench run --resume {run_dir}",
-                file=sys.stderr,
+                f"finish it with: ampbench run --resume {run_dir}"
             )
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(message) from None
+            print(message, file=sys.stderr)
             raise
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             if self._sim is not None:
                 self._sim.stop()
         from harness.report import summary_markdown
@@ -363,7 +409,7 @@ class Runner:
                 Path(config.cassette_dir),
                 config.suite,
                 config.cassettes,
-                secrets=tuple(s.api_key for s in [*specs, judge_spec] if s is not None and s.api_key),
+                scrubber=writer.scrub,
             )
             live = None if config.cassettes == "replay" else httpx2.AsyncHTTPTransport
             settings.inner_transport = lambda: CassetteTransport(store, live() if live else None)
@@ -446,7 +492,8 @@ class Runner:
             if env is not None:
                 await env.close()
         outcome.wall_s = round(time.monotonic() - started, 3)
-        if hasattr(suite, "write_artifacts"):
+        # An errored task run has no prediction: an empty patch would read as a real, failed attempt.
+        if hasattr(suite, "write_artifacts") and outcome.status != "error":
             suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)
         if self.store is not None:
             self.store.save(spec.spec, task.id, repeat)

@@ -86,6 +86,7 @@ class Suite(Protocol):
 # Optional suite hooks, looked up with getattr by the runner:
 #   scaffold(task) -> harness.loop.Scaffold     how the loop reads turns (default: native tool calls)
 #   extra_columns: tuple[str, ...]               grade detail columns of tasks.csv
+#   variant: dict[str, str]                      options that change the agent (compare groups by them)
 #   default_repeats: int                         --repeats when not given
 #   write_artifacts(run_dir, task, model, repeat, grade) -> None
 #                                                files beside the result files (e.g. preds.jsonl)

@@ -27,8 +27,8 @@ import openai
 from vcr.request import Request as VcrRequest
 
 from harness.cassettes import CassetteStore, iter_cassette_files
-from harness.clients.parsers import parse_exchange, wire_for_path
 from harness.runner import RunConfig, Runner
+from harness.wire import parse_exchange, wire_for_path
 
 MODELS = ["sim:thorough", "sim-anthropic:thorough", "sim-responses:terse"]
 

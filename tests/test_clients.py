@@ -13,9 +13,6 @@ from typing import Any
 import httpx2
 import pytest
 
-from harness.clients import anthropic as anthropic_wire
-from harness.clients import openai_chat as chat_wire
-from harness.clients import openai_responses as responses_wire
 from harness.clients.anthropic import AnthropicClient
 from harness.clients.base import BaseClient, ClientSettings, ModelSpec
 from harness.clients.openai_chat import OpenAIChatClient
@@ -33,6 +30,9 @@ from harness.conversation import (
 )
 from harness.errors import ProviderError
 from harness.ledger import MemorySink
+from harness.wire import anthropic as anthropic_wire
+from harness.wire import openai_chat as chat_wire
+from harness.wire import openai_responses as responses_wire
 
 WIRES = ("anthropic", "openai-chat", "openai-responses")
 BUILD = {

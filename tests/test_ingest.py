@@ -147,6 +147,8 @@ def test_mini_swe_agent_exchange_rows_carry_each_calls_usage(trajectory_run: Pat
         m["extra"]["response"]["usage"]["prompt_tokens"] for m in assistants
     ]
     assert all(r["status"] == 200 and r["attempt"] == 1 and r["role"] == "agent" for r in rows)
+    assert all(r["sent"] is True and r["source"] == "ingest:mini-swe-agent" for r in rows)
+    assert tasks_by(trajectory_run)[name]["unsent_attempts"] == "0"
     assert rows[0]["visible_reasoning_chars"] == len(
         assistants[0]["extra"]["response"]["choices"][0]["message"]["reasoning"]
     )
@@ -189,6 +191,106 @@ def test_mini_swe_agent_v1_1_tool_calling_fixture(tmp_path: Path) -> None:
         (1, "toolu_a2", False),
         (3, "toolu_a3", True),
     ]
+
+
+# A trajectory of SWE-agent's (`<model>__<data>__<config>__t-..__p-..__c-..__install-..`) run folder layout.
+_REPLAY_FOLDER = "replay__marshmallow-code__marshmallow-1867__default__t-0.20__p-0.95__c-2.00__install-1"
+
+
+def test_swe_agent_demonstrations_and_replays_have_no_provider_exchanges(tmp_path: Path) -> None:
+    base = json.loads(
+        need(TRAJECTORIES / "swe-agent" / "swe-agent__test-repo-i1.traj").read_text(encoding="utf-8")
+    )
+    steps = len(base["trajectory"])
+    actions = sum(1 for s in base["trajectory"] if s["action"].strip())
+    no_tokens = {"total_cost": 0, "instance_cost": 0, "tokens_sent": 0, "tokens_received": 0}
+
+    def write(
+        relative: str, *, api_calls: int, model: str | None = None, stats: dict[str, Any] | None = None
+    ) -> None:
+        data = json.loads(json.dumps(base))
+        data["info"]["model_stats"] = {**(stats if stats is not None else no_tokens), "api_calls": api_calls}
+        if model is not None:  # SWE-agent 1.x keeps its run config, model included, as a JSON string
+            data["replay_config"] = json.dumps({"agent": {"model": {"name": model}}})
+        path = tmp_path / "trajs" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data), encoding="utf-8")
+
+    write("demo.traj", api_calls=0)  # a demonstration: steps written by hand, no call counted
+    write("replay.traj", api_calls=steps, model="replay")  # `sweagent run-replay`: the replay model
+    write(f"{_REPLAY_FOLDER}/old-replay.traj", api_calls=steps)  # old layout: the run folder names the model
+    write("replayed-gpt-4o.traj", api_calls=steps, model="gpt-4o")  # replayed calls count no tokens
+    write("model-run.traj", api_calls=steps, model="gpt-4o", stats=base["info"]["model_stats"])
+    ingest([tmp_path / "trajs"], tmp_path / "run", progress=False)
+
+    tasks = tasks_by(tmp_path / "run")
+    expected = {
+        "demo.traj": "demonstration",
+        "replay.traj": "replay",
+        f"{_REPLAY_FOLDER}/old-replay.traj": "replay",
+        "replayed-gpt-4o.traj": "replay",
+    }
+    exchanges = Counter(r["task_id"] for r in jsonl(tmp_path / "run" / "exchanges.jsonl"))
+    tools = Counter(r["task_id"] for r in jsonl(tmp_path / "run" / "tool_calls.jsonl"))
+    for name, reason in expected.items():
+        row = tasks[name]
+        assert row["no_provider_reason"] == reason, name
+        assert (num(row["model_calls"]), num(row["exchanges"]), exchanges[row["task_id"]]) == (0, 0, 0), name
+        for column in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "prompt_tokens",
+            "cost_usd",
+        ):
+            assert row[column] == "", (name, column)  # unknown, never 0
+        # The actions did run: steps and tool calls stay.
+        assert (num(row["steps"]), num(row["tool_calls"]), tools[row["task_id"]]) == (steps, actions, actions)
+        assert "no provider call" in row["ingest_notes"]
+    assert tasks[f"{_REPLAY_FOLDER}/old-replay.traj"]["model"] == "replay"
+    control = tasks["model-run.traj"]
+    assert control["no_provider_reason"] == ""
+    assert num(control["exchanges"]) == steps == exchanges[control["task_id"]]
+    assert num(control["input_tokens"]) == base["info"]["model_stats"]["tokens_sent"]
+    limits = load(tmp_path / "run").manifest["limits"]
+    assert any(
+        "4 of 5 ingested tasks were demonstrations or replays" in line
+        and "1 demonstration, 3 replay" in line
+        and "0 provider exchanges" in line
+        for line in limits
+    ), limits
+
+
+def test_mini_swe_agent_test_models_and_demonstrations_have_no_provider_exchanges(tmp_path: Path) -> None:
+    base = json.loads((DATA / "mini-swe-agent" / "demo__toolcall-1.traj.json").read_text(encoding="utf-8"))
+    scripted = json.loads(json.dumps(base))
+    # What minisweagent.models.test_models.DeterministicToolcallModel.serialize() writes; it reports
+    # cost_per_call (1.0) per call, which no provider billed.
+    scripted["info"]["config"]["model"] = {
+        "model_name": "deterministic_toolcall",
+        "cost_per_call": 1.0,
+        "outputs": [],
+    }
+    scripted["info"]["config"]["model_type"] = "minisweagent.models.test_models.DeterministicToolcallModel"
+    scripted["info"]["model_stats"] = {"instance_cost": 3.0, "api_calls": 3}
+    scripted["instance_id"] = "scripted"
+    demo = json.loads(json.dumps(base))
+    demo["info"]["model_stats"] = {"instance_cost": 0.0, "api_calls": 0}
+    demo["instance_id"] = "demo"
+    for data in (scripted, demo):
+        (tmp_path / f"{data['instance_id']}.traj.json").write_text(json.dumps(data), encoding="utf-8")
+    ingest([tmp_path], tmp_path / "run", progress=False)
+    tasks = tasks_by(tmp_path / "run", "task_id")
+    assert (tasks["scripted"]["no_provider_reason"], tasks["demo"]["no_provider_reason"]) == (
+        "test model",
+        "demonstration",
+    )
+    for row in tasks.values():
+        assert (num(row["model_calls"]), num(row["exchanges"])) == (0, 0)
+        assert row["input_tokens"] == row["output_tokens"] == row["cost_usd"] == ""
+        assert num(row["tool_calls"]) == 3  # the actions ran
+    assert not jsonl(tmp_path / "run" / "exchanges.jsonl")
+    assert any("2 of 2 ingested tasks" in line for line in load(tmp_path / "run").manifest["limits"])
 
 
 # ----------------------------------------------------------------------------- cassettes
@@ -502,6 +604,66 @@ def test_inspect_logs(tmp_path: Path, name: str) -> None:
         (3, 200),
     ]
     assert {r["role"] for r in rows if r["step"] == 0} == {"judge"}
+
+
+# The truth about tests/data/ingest/inspect/retry-*.{eval,json} (make_inspect_log.py wrote them from one
+# Inspect run): sample retry-2 is one model call that failed twice with HTTP 503 and then answered;
+# sample no-retry is two model calls that each answered at once.
+RETRY_LOGS = ["retry-events.eval", "retry-count.json", "retry-per-attempt.eval", "retry-per-attempt.json"]
+
+
+def _raw_model_events(path: Path, sample_id: str) -> list[dict[str, Any]]:
+    """The model events of one sample as written in the log file (not through Inspect's types)."""
+    import zipfile
+
+    import inspect_ai.log  # noqa: F401  (Inspect's .eval members are zstd: Inspect adds it to zipfile)
+
+    if path.suffix == ".eval":
+        with zipfile.ZipFile(path) as archive:
+            sample = json.loads(archive.read(f"samples/{sample_id}_epoch_1.json"))
+    else:
+        sample = next(
+            s for s in json.loads(path.read_text(encoding="utf-8"))["samples"] if s["id"] == sample_id
+        )
+    return [e for e in sample["events"] if e["event"] == "model"]
+
+
+@pytest.mark.skipif(
+    not _inspect_available(), reason="inspect_ai not installed (pip install 'ampbench[inspect]')"
+)
+@pytest.mark.parametrize("name", RETRY_LOGS)
+def test_inspect_retried_call_is_one_model_call_in_every_layout(tmp_path: Path, name: str) -> None:
+    path = DATA / "inspect" / name
+    events = _raw_model_events(path, "retry-2")
+    # The layout each file claims to be in.
+    if name == "retry-count.json":  # one event, with the SDK's retries on it
+        assert [(e.get("retries"), e.get("error")) for e in events] == [(2, None)]
+    elif name == "retry-events.eval":  # one event per attempt, no call_id (what Inspect 0.3.x writes)
+        assert [bool(e.get("error")) for e in events] == [True, True, False]
+        assert all("call_id" not in e and not e.get("retries") for e in events)
+    else:  # per-attempt: shared call_id, attempt 1..3, and `retries` repeated on the last attempt
+        assert len({e["call_id"] for e in events}) == 1
+        assert [e["attempt"] for e in events] == [1, 2, 3]
+        assert (events[-1]["retries"], events[-1]["call_retries"]) == (2, 2)
+
+    ingest([path], tmp_path / "run", progress=False)
+    tasks = tasks_by(tmp_path / "run", "task_id")
+    retried = tasks["flaky_add/retry-2"]
+    assert (num(retried["model_calls"]), num(retried["exchanges"]), num(retried["retries"])) == (1, 3, 2)
+    assert num(retried["failed_exchanges"]) == 2 and retried["status"] == "ok"
+    assert (num(retried["input_tokens"]), num(retried["output_tokens"])) == (200, 12)
+    rows = [r for r in jsonl(tmp_path / "run" / "exchanges.jsonl") if r["task_id"] == "flaky_add/retry-2"]
+    assert [(r["step"], r["attempt"]) for r in rows] == [(1, 1), (1, 2), (1, 3)]
+    assert [r["status"] for r in rows] == [None, None, 200]
+    assert [bool(r["error"]) for r in rows] == [True, True, False]
+    assert [r["input_tokens"] for r in rows] == [None, None, 200]  # only the answer carries usage
+    if name != "retry-count.json":
+        assert all("503" in r["error"] for r in rows[:2])  # the failed attempts keep their error
+    plain = tasks["flaky_add/no-retry"]
+    assert (num(plain["model_calls"]), num(plain["exchanges"]), num(plain["retries"])) == (2, 2, 0)
+    assert json.loads(plain["tool_calls_by_name"]) == {"add": 1}
+    rows = [r for r in jsonl(tmp_path / "run" / "exchanges.jsonl") if r["task_id"] == "flaky_add/no-retry"]
+    assert [(r["step"], r["attempt"], r["tool_calls"]) for r in rows] == [(1, 1, 1), (2, 1, 0)]
 
 
 def test_inspect_without_inspect_ai_names_the_install(

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.clients import anthropic as anthropic_wire
-from harness.clients import openai_chat as chat_wire
-from harness.clients import openai_responses as responses_wire
-from harness.clients.parsers import parse_exchange, wire_for_path
 from harness.recorded import RecordedInteraction, read_cassette
+from harness.wire import anthropic as anthropic_wire
+from harness.wire import openai_chat as chat_wire
+from harness.wire import openai_responses as responses_wire
+from harness.wire import parse_exchange, wire_for_path
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 CASSETTES = FIXTURES / "provider-cassettes"

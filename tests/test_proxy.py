@@ -415,6 +415,199 @@ def test_fifty_concurrent_sessions_are_not_mixed(sim: SimServer, start_proxy: An
     assert len(exchange_rows(run_dir)) == sum(n for n, _ in expected.values()) == sim.stats()["requests"]
 
 
+# --- lining a session up with the agent's own numbers --------------------------------------------
+
+CC_SESSION = {"x-claude-code-session-id": "cc-offline"}
+BREAKDOWN = ("main_exchanges", "side_exchanges", "non_model_exchanges")
+
+
+def _claude_code_like(base: str, side_model: str) -> int:
+    """What `claude -p` sends, in its order: a probe, count_tokens, a title request, a 2-call tool loop.
+
+    Returns the main loop's model calls: the agent's own `num_turns`.
+    """
+    # Connectivity check: no session header, no body; the simulator answers 501 and does not count it.
+    assert httpx2.head(base + "/", timeout=10).status_code == 501
+    a = anthropic.Anthropic(
+        base_url=base, api_key=KEY, max_retries=0, default_headers=CC_SESSION, default_query={"beta": "true"}
+    )
+    ask = "List the files in the current directory"
+    a.messages.count_tokens(model="terse", messages=[{"role": "user", "content": ask}])
+    # A side call: another first message, no tools (on the small model, or on the main one when
+    # ANTHROPIC_SMALL_FAST_MODEL names it).
+    title = a.messages.create(
+        model=side_model,
+        max_tokens=50,
+        messages=[{"role": "user", "content": f"Write a 3-7 word title for this request: {ask}"}],
+    )
+    assert title.stop_reason == "end_turn"
+    messages: list[dict[str, Any]] = [{"role": "user", "content": ask}]
+    turns = 0
+    while True:
+        reply = a.messages.create(model="terse", max_tokens=200, messages=messages, tools=ANTHROPIC_TOOLS)
+        turns += 1
+        messages.append(
+            {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in reply.content]}
+        )
+        uses = [b for b in reply.content if b.type == "tool_use"]
+        if not uses:
+            return turns
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": u.id, "content": "notes.txt"} for u in uses
+                ]
+                + [{"type": "text", "text": "<system-reminder>be brief</system-reminder>"}],
+            }
+        )
+
+
+@pytest.mark.parametrize("side_model", ["reasoner", "terse"])
+def test_claude_code_like_session_splits_into_main_side_and_non_model(
+    side_model: str, sim: SimServer, start_proxy: Any
+) -> None:
+    proxy = start_proxy(upstream=sim.url)
+    num_turns = _claude_code_like(proxy.url, side_model)
+    # The simulator's own count, over HTTP: /_sim/ paths are passed through but are no exchanges.
+    sim_stats = httpx2.get(proxy.url + "/_sim/stats", timeout=10).json()
+    assert sim_stats == httpx2.get(sim.url + "/_sim/stats", timeout=10).json()
+    assert httpx2.get(proxy.url + "/_ampbench/stats", timeout=10).json()["exchanges"] == 5
+    run_dir = proxy.stop()
+
+    assert num_turns == 2
+    # Counted by the simulator: count_tokens, the title request and the two model calls; the proxy
+    # also saw the HEAD probe, which the simulator answers 501 without counting.
+    assert sim_stats["requests"] == 4
+    assert sim_stats["by_path"] == {"/v1/messages/count_tokens": 1, "/v1/messages": 3}
+    rows = exchange_rows(run_dir)
+    assert [(r["method"], r["endpoint"], r["status"]) for r in rows] == [
+        ("HEAD", "/", 501),
+        ("POST", "/v1/messages/count_tokens", 200),
+        ("POST", "/v1/messages", 200),
+        ("POST", "/v1/messages", 200),
+        ("POST", "/v1/messages", 200),
+    ]
+    assert len(rows) == sim_stats["requests"] + 1
+
+    (task,) = task_rows(run_dir)  # the probe joins the run's only session
+    counts = {c: int(task[c]) for c in (*BREAKDOWN, "exchanges", "model_calls")}
+    assert counts == {
+        "main_exchanges": 2,
+        "side_exchanges": 1,
+        "non_model_exchanges": 2,
+        "exchanges": 5,
+        "model_calls": 3,
+    }
+    assert sum(counts[c] for c in BREAKDOWN) == counts["exchanges"] == sim_stats["requests"] + 1
+    # The main conversation's successful model calls are what the agent counts as its turns.
+    assert int(task["main_model_calls"]) == num_turns == 2
+    assert int(task["side_model_calls"]) == 1
+    assert int(task["main_model_calls"]) + int(task["side_model_calls"]) == int(task["model_calls"])
+    assert (task["task_id"], task["model"], task["status"], task["stop_reason"]) == (
+        "cc-offline",
+        "terse",
+        "ok",
+        "completed",
+    )
+    assert (task["user_turns"], task["tool_calls"], task["conversations"]) == ("1", "1", "2")
+    main_rows = [r for r in rows if r["conversation"] == task["main_conversation"] and r["generation"]]
+    assert [r["request_model"] for r in main_rows] == ["terse", "terse"]
+    # The session's prompt is the main conversation's first call, not the title request.
+    assert int(task["prompt_tokens"]) == main_rows[0]["input_tokens"]
+    # `ampbench report` loads the columns; the per-session table shows them.
+    from harness.cli.proxy import session_breakdown
+
+    tasks = load(run_dir).tasks
+    assert [int(tasks[c].iloc[0]) for c in BREAKDOWN] == [2, 1, 2]
+    assert session_breakdown(tasks).row_count == 1
+
+
+def _row(step: int, conversation: str, **values: Any) -> dict[str, Any]:
+    """A proxy exchange row with only what the session rules read."""
+    row = {
+        "task_id": "s",
+        "repeat": 0,
+        "step": step,
+        "attempt": 1,
+        "method": "POST",
+        "endpoint": "/v1/messages",
+        "host": "127.0.0.1",
+        "status": 200,
+        "error": None,
+        "sent": True,
+        "conversation": conversation,
+        "request_model": "big",
+        "generation": True,
+        "offered_tools": 1,
+        "user_turn": 1,
+        "input_tokens": 10,
+        "output_tokens": 2,
+        "tool_calls": 0,
+        "attribution": "x-claude-code-session-id",
+    }
+    row.update(values)
+    row["model_call"] = bool(row["generation"] and row["sent"] and row["status"] == 200 and not row["error"])
+    return row
+
+
+def test_failed_attempts_keep_their_kind_and_the_columns_add_up() -> None:
+    from harness.ingest._common import Origin, tool_row
+    from harness.proxy import sessions
+
+    refused = "ConnectError: [Errno 111] Connection refused"
+    rows = [
+        _row(0, "none", method="HEAD", endpoint="/", status=501, generation=False, request_model=None),
+        _row(0, "main", endpoint="/v1/messages/count_tokens", generation=False),
+        # The title request on the small model: a 529, then its retry succeeds.
+        _row(1, "title", request_model="small", offered_tools=0, status=529),
+        _row(1, "title", request_model="small", offered_tools=0, attempt=2),
+        # The main loop: never reached the upstream (no exchange), a 429, then three model calls.
+        _row(2, "main", status=None, error=refused, sent=False),
+        _row(2, "main", status=429, attempt=2),
+        _row(2, "main", attempt=3, tool_calls=1, tool_names=["Bash"], input_tokens=100),
+        _row(3, "main", tool_calls=1, tool_names=["Bash"]),
+        _row(4, "main", stop_reason="end_turn"),
+        # Another conversation of the main model (a sub-agent, a summary): a side call.
+        _row(5, "other", offered_tools=0),
+        _row(6, "none", method="GET", endpoint="/v1/models", generation=False, request_model=None),
+    ]
+    origin = Origin("run", "s", "big")
+    tools = [tool_row(origin, "proxy", step=s, tool="Bash") for s in (2, 3)]
+    (task,) = sessions.task_rows(rows, tools, run_id="run", labels={})
+    assert task["main_conversation"] == "main" and task["model"] == "big"
+    assert {c: task[c] for c in BREAKDOWN} == {
+        "main_exchanges": 4,  # the 429 and the three calls; the refused attempt is no exchange
+        "side_exchanges": 3,  # the 529, its retry, the other conversation
+        "non_model_exchanges": 3,  # HEAD /, count_tokens (a 200 that generates nothing), GET /v1/models
+    }
+    assert sum(task[c] for c in BREAKDOWN) == task["exchanges"] == 10
+    assert (task["main_model_calls"], task["side_model_calls"], task["model_calls"]) == (3, 2, 5)
+    assert (task["unsent_attempts"], task["retries"], task["failed_exchanges"]) == (1, 3, 3)
+    # Tool calls come from the tool rows: the same as the model calls' own counts.
+    assert task["tool_calls"] == sum(r["tool_calls"] for r in rows if r["model_call"]) == 2
+    assert task["tool_calls_by_name"] == {"Bash": 2}
+    # The outcome is the main conversation's last call's, not the listing's after it.
+    assert (task["status"], task["stop_reason"], task["error"]) == ("ok", "completed", None)
+    assert task["prompt_tokens"] == 100
+    assert task["input_tokens"] == 10 * 9 + 100  # sent rows only
+    assert task["exchanges_by_endpoint"] == {
+        "/": 1,
+        "/v1/messages": 7,
+        "/v1/messages/count_tokens": 1,
+        "/v1/models": 1,
+    }
+
+    # A tie (one call each, the title first): the conversation offering tools is the main one.
+    tie = [_row(1, "title", offered_tools=0), _row(2, "loop")]
+    (task,) = sessions.task_rows(tie, [], run_id="run", labels={})
+    assert (task["main_conversation"], task["main_model_calls"], task["side_model_calls"]) == ("loop", 1, 1)
+    # The main conversation's last attempt failed: the session failed, even after a later side call.
+    failed = [_row(1, "loop"), _row(2, "loop", status=500), _row(3, "title", offered_tools=0)]
+    (task,) = sessions.task_rows(failed, [], run_id="run", labels={})
+    assert (task["status"], task["error"], task["main_exchanges"]) == ("error", "http_500", 2)
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
@@ -476,7 +669,7 @@ def test_upstream_faults_reach_the_client_unchanged(
         assert direct[0] == "ok" and rows[0]["model_call"]
 
 
-def test_retries_timeouts_and_an_unreachable_upstream_are_exchanges(start_proxy: Any) -> None:
+def test_retries_and_timeouts_are_exchanges_an_unreachable_upstream_is_not(start_proxy: Any) -> None:
     # Three 429s, then a success: four exchanges, three retries, one model call.
     with SimServer(faults=1.0, fault_kinds="rate_limit") as sim:
         proxy = start_proxy(upstream=sim.url)
@@ -514,9 +707,18 @@ def test_retries_timeouts_and_an_unreachable_upstream_are_exchanges(start_proxy:
     with pytest.raises(openai.InternalServerError) as caught_oai:
         o.chat.completions.create(model="terse", messages=MESSAGES)  # type: ignore[arg-type]
     assert caught_oai.value.status_code == 502 and caught_oai.value.code == "upstream_unreachable"
-    rows = exchange_rows(proxy.stop())
+    run_dir = proxy.stop()
+    rows = exchange_rows(run_dir)
     assert [(r["status"], r["proxy_status"]) for r in rows] == [(None, 502), (None, 502)]
     assert all("unreachable" in r["error"] for r in rows)
+    # Connection refused: provably never sent, so kept as rows but no exchanges (as in the ledger).
+    assert [r["sent"] for r in rows] == [False, False]
+    counts = [
+        (t["exchanges"], t["unsent_attempts"], t["model_calls"], t["status"]) for t in task_rows(run_dir)
+    ]
+    assert counts == [("0", "2", "0", "error")]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["exchanges"], manifest["unsent_attempts"]) == (0, 2)
 
 
 # --- record and replay --------------------------------------------------------------------------
@@ -650,6 +852,10 @@ def test_wrap_runs_a_command_and_prints_its_table(tmp_path: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     (task,) = task_rows(out)
     assert int(task["exchanges"]) == int(task["model_calls"]) == manifest["sim_stats"]["requests"] == 3
+    assert (task["main_exchanges"], task["side_exchanges"], task["non_model_exchanges"]) == ("3", "0", "0")
+    assert task["main_model_calls"] == "3"
+    # The summary splits each session's exchanges: main conversation + side + non-model.
+    assert "Exchanges per session" in done.stderr and "= main conv." in done.stderr
     assert manifest["kind"] == "wrap" and manifest["command"][0] == sys.executable
     report = ampbench("report", str(out))
     assert report.returncode == 0 and "exch/request" in report.stdout
@@ -901,14 +1107,23 @@ def test_claude_code_through_wrap_is_counted_exactly(tmp_path: Path) -> None:
     assert all(r["status"] == 501 and r["method"] == "HEAD" for r in rows if r not in api)
     (task,) = task_rows(out)  # one `claude -p` is one request
     assert int(task["exchanges"]) == len(rows) and int(task["user_turns"]) == 1
-    # num_turns is the model calls of the main conversation (the one offering tools); the others are
-    # Claude Code's side requests (the session title).
+    # The session's exchanges split into its main conversation, side calls (the session title, on the
+    # small model) and requests that generate nothing (the HEAD / probe, count_tokens).
+    split = [int(task[c]) for c in BREAKDOWN]
+    assert sum(split) == int(task["exchanges"])
+    assert int(task["non_model_exchanges"]) == sum(1 for r in rows if not r["generation"])
+    # num_turns is the model calls of the main conversation; Claude Code does not count side calls.
+    assert int(task["main_model_calls"]) == result["num_turns"]
+    assert int(task["main_model_calls"]) + int(task["side_model_calls"]) == int(task["model_calls"])
     calls = [r for r in rows if r["model_call"]]
-    by_conversation: dict[str, list[dict[str, Any]]] = {}
-    for r in calls:
-        by_conversation.setdefault(r["conversation"], []).append(r)
-    main = max(by_conversation.values(), key=len)
+    main = [
+        r
+        for r in calls
+        if r["conversation"] == task["main_conversation"] and r["request_model"] == task["model"]
+    ]
     assert len(main) == result["num_turns"]
+    # `wrap` prints the split.
+    assert "Exchanges per session" in done.stderr
     # Its `usage` is the main conversation's sums; modelUsage covers every model call.
     usage = result["usage"]
     assert sum(r["output_tokens"] for r in main) == usage["output_tokens"]

@@ -1025,3 +1025,50 @@ def test_stats_under_concurrency(server: SimServer) -> None:
         )
     assert statuses == [200] * 200 and time.perf_counter() - started < 20
     assert server.stats()["requests"] == 200 and server.stats()["by_status"] == {"200": 200}
+
+
+# --- the profile registry: suite profiles load on first lookup ------------------------------------
+
+
+def test_suite_profiles_are_listed_without_importing_the_suite() -> None:
+    """`sim:swe-oracle` validates and every name is listed before `suites` is imported; a lookup imports it."""
+    code = "\n".join(
+        [
+            "import sys",
+            "from harness.clients import parse_spec",
+            "from harness.sim import PROFILES",
+            "parse_spec('sim:swe-oracle')",
+            "names = sorted(PROFILES)",
+            "before = sorted(m for m in sys.modules if m.split('.')[0] == 'suites')",
+            "profile = PROFILES.get('swe-flailer')",
+            "print(names, before, profile.name, 'suites.swe.sim_agents' in sys.modules)",
+        ]
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    names = ["generic", "reasoner", "swe-explorer", "swe-flailer", "swe-oracle", "terse", "thorough"]
+    assert result.stdout.strip() == f"{names} [] swe-flailer True"
+
+
+def test_profile_registry_lazy_entries() -> None:
+    from harness.sim.profiles import ProfileRegistry, Terse
+
+    registry = ProfileRegistry({"swe-oracle": "suites.swe.sim_agents:SweOracle"})
+    registry["terse"] = Terse()
+    assert "swe-oracle" in registry and len(registry) == 2 and sorted(registry) == ["swe-oracle", "terse"]
+    assert registry["swe-oracle"].name == "swe-oracle"
+    assert registry.get("nope") is None
+    registry.register_lazy("ghost", "suites.swe.no_such_module:Ghost")
+    with pytest.raises(
+        ImportError, match=re.escape("simulator profile 'ghost' needs suites.swe.no_such_module")
+    ):
+        registry.get("ghost")
+    registry.register_lazy("renamed", "suites.swe.sim_agents:SweOracle")
+    with pytest.raises(ImportError, match="is no profile named 'renamed'"):
+        registry["renamed"]
+    with pytest.raises(ValueError, match="expected 'module:attribute'"):
+        registry.register_lazy("bad", "suites.swe.sim_agents")
+    del registry["ghost"]
+    assert "ghost" not in registry

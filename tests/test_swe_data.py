@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from harness.errors import UserError
-from suites.swe import build_instances
+from suites.swe import build_instances, grading
 from suites.swe.grading import (
     GradeResult,
+    default_python,
     grade,
+    local_workspaces,
     parse_pytest_summary,
     pytest_command,
     read_predictions,
@@ -31,7 +35,13 @@ from suites.swe.instances import (
     select,
     write_instances,
 )
-from suites.swe.workspace import build_repo_from_tree, bundled_commit_message, commit_date, patch_paths
+from suites.swe.workspace import (
+    Workspace,
+    build_repo_from_tree,
+    bundled_commit_message,
+    commit_date,
+    patch_paths,
+)
 
 BUNDLED = bundled_instances()
 IDS = [inst.instance_id for inst in BUNDLED]
@@ -106,6 +116,8 @@ def test_empty_patch_resolves_nothing(grades: dict[tuple[str, str], GradeResult]
     result = grades[(instance_id, "empty")]
     assert not result.resolved
     assert result.status == "unresolved" and result.patch_method == "empty"
+    # PASS_TO_PASS passed: the environment runs the tests, no base_commit check was needed.
+    assert result.base_pass_to_pass == {}
     # Every FAIL_TO_PASS test really fails before the fix, and the rest already passes.
     assert "PASSED" not in result.fail_to_pass.values(), result.fail_to_pass
     assert set(result.pass_to_pass.values()) == {"PASSED"}
@@ -122,6 +134,9 @@ def test_obvious_fix_breaks_a_pass_to_pass_test(
     # ...but breaks behaviour that the existing tests pin down.
     assert "FAILED" in result.pass_to_pass.values()
     assert "PASS_TO_PASS failing" in result.reason
+    # ...which pass without the patch: the patch broke them, not the environment.
+    assert result.status == "unresolved"
+    assert set(result.base_pass_to_pass.values()) == {"PASSED"}
 
 
 def test_a_patch_that_does_not_apply_is_not_resolved() -> None:
@@ -151,14 +166,87 @@ def test_grading_a_missing_repo_is_an_error_result() -> None:
         test_patch="",
         fail_to_pass=("tests/test_a.py::test_a",),
     )
-    from suites.swe.grading import local_workspaces
-
     result = grade(ghost, "", local_workspaces(network=False))
     assert result.status == "error" and not result.resolved
     assert "nobody/ghost" in result.reason and "--repo-mirror" in result.reason
 
 
 # --------------------------------------------------------------------------- instances.jsonl
+
+
+# --------------------------------------------------------------------------- environment errors
+
+LRUKIT = next(inst for inst in BUNDLED if inst.instance_id == "ampbench__lrukit-1")
+# A test patch whose conftest imports a dependency this environment lacks: every test of
+# the instance errors, with or without any patch (like a SWE-bench repo whose deps are missing).
+MISSING_DEPENDENCY = (
+    "diff --git a/tests/conftest.py b/tests/conftest.py\nnew file mode 100644\n--- /dev/null\n"
+    "+++ b/tests/conftest.py\n@@ -0,0 +1 @@\n+import ampbench_missing_dependency_zz\n"
+)
+
+
+def test_a_missing_test_runner_is_an_env_error(tmp_path: Path) -> None:
+    # A plain interpreter without pytest (what a venv without ampbench's dev extras was).
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    bare = str(tmp_path / "bare" / "bin" / "python")
+    result = grade(LRUKIT, LRUKIT.patch, python=bare)
+    assert result.status == "env_error" and not result.resolved
+    assert result.reason.startswith(f"the test runner is missing: {bare} has no pytest")
+    assert "No module named pytest" in result.reason
+    # No interpreter at all is the same kind of error.
+    result = grade(LRUKIT, "", python=str(tmp_path / "no-such-python"))
+    assert result.status == "env_error" and "the test runner cannot start" in result.reason
+
+
+def test_grading_uses_the_harness_interpreter_whatever_python_is_on_path(tmp_path: Path) -> None:
+    # The grader's pytest is ampbench's own dependency, run with the harness's interpreter
+    # (sys.executable), not whichever `python` comes first on the command's PATH.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\necho 'python: No module named pytest' >&2\nexit 1\n")
+    (fake / "python").chmod(0o755)
+    factory = local_workspaces(extra_env={"PATH": f"{fake}:/usr/bin:/bin"})
+    result = grade(LRUKIT, LRUKIT.patch, factory)
+    assert result.status == "resolved", (result.reason, result.test_output[-1000:])
+    with Workspace.create(LRUKIT, base_dir=tmp_path) as ws:
+        assert default_python(ws) == sys.executable
+
+
+def test_pass_to_pass_failing_at_base_is_an_env_error() -> None:
+    broken = dataclasses.replace(LRUKIT, test_patch=LRUKIT.test_patch + MISSING_DEPENDENCY)
+    for patch in (broken.patch, ""):  # the gold patch and the empty one: neither is gradable here
+        result = grade(broken, patch)
+        assert result.status == "env_error" and not result.resolved, result.reason
+        assert result.reason.startswith("PASS_TO_PASS tests fail at base_commit without the model patch")
+        assert f"{len(broken.pass_to_pass)}/{len(broken.pass_to_pass)}" in result.reason
+        assert "No module named 'ampbench_missing_dependency_zz'" in result.reason
+        assert set(result.base_pass_to_pass.values()) == {"MISSING"}
+
+
+@pytest.mark.parametrize("instance", OBVIOUS[:1], ids=[i.instance_id for i in OBVIOUS[:1]])
+def test_the_base_commit_check_runs_once_per_instance(
+    instance: Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    real = grading._run_base_check
+
+    def counting(inst, *args, **kwargs):
+        calls.append(inst.instance_id)
+        return real(inst, *args, **kwargs)
+
+    monkeypatch.setattr(grading, "_BASE_CHECKS", {})
+    monkeypatch.setattr(grading, "_run_base_check", counting)
+    # Resolved, or PASS_TO_PASS passing: the environment evidently runs the tests.
+    assert grade(instance, instance.patch).status == "resolved"
+    assert grade(instance, "").status == "unresolved"
+    assert calls == []
+    # A patch that breaks PASS_TO_PASS: checked at base_commit once, even graded at once.
+    obvious = (PROJECTS_DIR / instance.instance_id / "obvious.patch").read_text()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda patch: grade(instance, patch), [obvious] * 3))
+    assert [r.status for r in results] == ["unresolved"] * 3
+    assert calls == [instance.instance_id]
+    assert all(set(r.base_pass_to_pass.values()) == {"PASSED"} for r in results)
 
 
 def test_instances_jsonl_is_up_to_date() -> None:

@@ -20,7 +20,6 @@ from harness.errors import UserError
 from harness.runner import RunConfig, Runner
 from harness.sim.profiles import PROFILES, register
 from harness.sim.server import SimServer
-from harness.sim.swe_profiles import SUBMIT_SENTINEL, parse_patch, plan_length
 from harness.sim.view import Reply, ReplyCall, View
 from suites import get_suite
 from suites.swe import grading
@@ -28,6 +27,7 @@ from suites.swe.environment import PathMap, SweEnvironment, deterministic, elide
 from suites.swe.execution import NO_DOCKER_MESSAGE, available_guards, docker_engine_available
 from suites.swe.instances import bundled_instances
 from suites.swe.scaffolds import BashOnlyScaffold, ToolsScaffold, bash_blocks
+from suites.swe.sim_agents import SUBMIT_SENTINEL, parse_patch, plan_length
 from suites.swe.suite import EXTRA_COLUMNS, SweSuite
 from tests.conftest import ampbench
 
@@ -476,8 +476,31 @@ def test_missing_repo_ends_that_task_only(tmp_path: Path) -> None:
     explored = tasks[BUNDLED[2].instance_id]
     assert explored["resolved"] == "false" and explored["model_calls"] == "3"
     assert explored["grade_reason"].startswith("empty patch")
-    assert len(read_jsonl(run_dir / "preds.jsonl")) == 3
+    # The errored task run has no prediction (an empty patch would read as a real attempt).
+    preds = read_jsonl(run_dir / "preds.jsonl")
+    assert sorted(p["instance_id"] for p in preds) == sorted(t for t in tasks if t != "nowhere__gone-1")
     assert list((tmp_path / "workspaces").iterdir()) == []
+
+
+def test_an_environment_that_cannot_run_the_tests_is_no_verdict(tmp_path: Path) -> None:
+    # The oracle applies the gold patch, but this environment lacks a dependency the
+    # instance's tests import: PASS_TO_PASS fail at base_commit too. tasks.csv says
+    # env_error and why; the score and `resolved` are unknown (empty), not 0.
+    lrukit = next(inst for inst in BUNDLED if inst.instance_id == "ampbench__lrukit-1")
+    missing = (
+        "diff --git a/tests/conftest.py b/tests/conftest.py\nnew file mode 100644\n--- /dev/null\n"
+        "+++ b/tests/conftest.py\n@@ -0,0 +1 @@\n+import ampbench_missing_dependency_zz\n"
+    )
+    instances = tmp_path / "instances.jsonl"
+    record = lrukit.to_record() | {"test_patch": lrukit.test_patch + missing}
+    instances.write_text(json.dumps(record) + "\n")
+    run_dir = run_in_process(tmp_path, ["sim:swe-oracle"], instances=str(instances))
+    row = read_tasks(run_dir)[0]
+    assert row["status"] == "ok" and int(row["patch_bytes"]) > 0
+    assert row["grade_status"] == "env_error"
+    assert row["grade_reason"].startswith("PASS_TO_PASS tests fail at base_commit without the model patch")
+    assert "ampbench_missing_dependency_zz" in row["grade_reason"]
+    assert row["score"] == "" and row["resolved"] == ""
 
 
 def test_workspaces_are_removed_when_grading_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,8 @@ import sys
 import typer
 
 from harness.cli import run as run_cmds
-from harness.errors import AmpbenchError
+from harness.errors import AmpbenchError, Interrupted
+from harness.redact import scrub_patterns
 
 app = typer.Typer(
     name="ampbench",
@@ -56,10 +57,36 @@ _mount_groups()
 
 
 def main() -> None:
+    """Run a command; every failure ends in one line on stderr and an exit code, never a traceback."""
+    from typer._click import exceptions as click_errors
+
     try:
-        # Standalone mode: click reports usage errors itself (exit 2) and
-        # everything else propagates here.
-        app()
-    except AmpbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        code = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        exc.show()  # a bare `ampbench` or group: the help, as before
         raise SystemExit(2) from None
+    except click_errors.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "ampbench"
+        print(scrub_patterns(f"error: {exc.format_message()} (see: {where} --help)"), file=sys.stderr)
+        raise SystemExit(2) from None
+    except click_errors.ClickException as exc:
+        print(scrub_patterns(f"error: {exc.format_message()}"), file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    except Interrupted as exc:
+        print(scrub_patterns(str(exc)), file=sys.stderr)
+        raise SystemExit(130) from None
+    except AmpbenchError as exc:
+        print(scrub_patterns(f"error: {exc}"), file=sys.stderr)
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, typer.Abort):
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OSError as exc:
+        # A full disk, a closed pipe, a file that vanished: said in one line.
+        print(
+            scrub_patterns(f"error: {exc.strerror or exc}: {exc.filename or ''}").rstrip(": "),
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)

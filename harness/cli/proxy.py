@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -50,9 +50,57 @@ def _print_table(run_dir: Path) -> None:
                 f"tool calls of {row['model']}: "
                 + ", ".join(f"{k} {v}" for k, v in row["tool_calls_by_name"].items())
             )
+    breakdown = session_breakdown(data.tasks)
+    if breakdown is not None:
+        err.print(breakdown)
     misses = data.manifest.get("cassette_misses")
     if misses:
         err.print(f"note: {misses} requests had no recording (see manifest.json cassette_miss_examples)")
+
+
+BREAKDOWN_ROWS = 20
+# (tasks.csv column, header): main + side + non-model = exchanges; main and side model calls are the
+# successful generations among the first two (main = the agent's own count of its loop's turns).
+BREAKDOWN_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("exchanges", "exchanges"),
+    ("main_exchanges", "= main conv."),
+    ("side_exchanges", "+ side"),
+    ("non_model_exchanges", "+ non-model"),
+    ("main_model_calls", "main calls"),
+    ("side_model_calls", "side calls"),
+)
+
+
+def session_breakdown(tasks: Any) -> Any:
+    """Per session: its exchanges split into main conversation, side and non-model requests."""
+    from rich.table import Table
+
+    if not len(tasks) or any(c not in tasks for c, _ in BREAKDOWN_COLUMNS):
+        return None
+    table = Table(
+        title="Exchanges per session",
+        caption="main conv.: generation requests of the main model's main conversation, failed ones "
+        "too · side: other models or conversations (titles, summaries) · non-model: probes, model "
+        "listings, count_tokens · calls: the successful ones (main calls = the agent's own turn count)",
+        caption_justify="left",
+    )
+    table.add_column("session", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("model", no_wrap=True)
+    for _, header in BREAKDOWN_COLUMNS:
+        table.add_column(header, justify="right")
+    for values in tasks.head(BREAKDOWN_ROWS).to_dict("records"):
+        session = str(values["task_id"]) + (f" r{values['repeat']}" if values.get("repeat") else "")
+        table.add_row(session, str(values["model"]), *(_count(values[c]) for c, _ in BREAKDOWN_COLUMNS))
+    if len(tasks) > BREAKDOWN_ROWS:
+        table.add_row(f"… {len(tasks) - BREAKDOWN_ROWS} more", "", *("" for _ in BREAKDOWN_COLUMNS))
+    return table
+
+
+def _count(value: Any) -> str:
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return "–"
 
 
 def proxy_command(

@@ -131,6 +131,25 @@ def run(
     run_dir = Runner(config, resume_dir=resume, progress=progress).run()
     _print_report(run_dir)
     console.print(f"results: {run_dir}")
+    _exit_if_errored([run_dir])
+
+
+def _exit_if_errored(run_dirs: list[Path]) -> None:
+    """Exit 1, with one line saying how many and where, when any task run errored."""
+    from harness.results import read_manifest
+
+    counts = [(d, read_manifest(d).get("task_runs") or {}) for d in run_dirs]
+    errored = sum(int(c.get("errored", 0)) for _, c in counts)
+    if not errored:
+        return
+    total = sum(int(c.get("total", 0)) for _, c in counts)
+    where = ", ".join(f"{d}/tasks.csv" for d, c in counts if c.get("errored"))
+    err_console.print(
+        f"error: {errored} of {total} task runs errored (their errors are listed above; rows in {where})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
 
 
 def _default_repeats(suite: str) -> int:
@@ -144,13 +163,14 @@ def _print_report(run_dir: Path, fmt: str = "table") -> None:
     from harness.results import load
 
     data = load(run_dir)
+    rows = report.summary_rows(data)
     if fmt == "json":
         print(
             json.dumps(
                 {
                     "run_id": data.manifest.get("run_id"),
-                    "models": report.summary_rows(data),
-                    "notes": report.notes(data),
+                    "models": rows,
+                    "notes": report.notes(data, rows),
                 },
                 indent=2,
                 default=str,
@@ -159,15 +179,15 @@ def _print_report(run_dir: Path, fmt: str = "table") -> None:
     elif fmt == "markdown":
         print(report.summary_markdown(data))
     else:
-        console.print(report.rich_table(data))
-        for row in report.summary_rows(data):
+        console.print(report.rich_table(data, rows))
+        for row in rows:
             if row["tool_calls_by_name"]:
                 console.print(
                     f"tool calls of {row['model']}: "
                     + ", ".join(f"{k} {v}" for k, v in row["tool_calls_by_name"].items())
                 )
-        for note in report.notes(data):
-            console.print(f"note: {note}")
+        for note in report.notes(data, rows):
+            console.print(f"note: {note}", highlight=False, soft_wrap=True)
 
 
 def report(
@@ -214,3 +234,4 @@ def demo(
     else:
         print(render(comparison, format))
     err_console.print(f"replayed runs: {out_root}  (ampbench report DIR, ampbench compare DIR...)")
+    _exit_if_errored(run_dirs)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from harness.clients.base import BaseClient, ClientSettings, ModelSpec
 from harness.errors import UserError
+from harness.redact import mask_url
 
 __all__ = ["PROVIDERS", "BaseClient", "ClientSettings", "ModelSpec", "make_client", "parse_spec"]
 
@@ -102,7 +103,8 @@ def parse_spec(spec: str, *, sim_url: str | None = None, require_key: bool = Tru
             raise UserError(f"missing API key for {spec}: set {provider.key_env}")
         key = "no-key"
     return ModelSpec(
-        spec,
+        # The label goes into every result file and cassette path; the password stays in base_url only.
+        mask_url(spec),
         provider_name,
         model,
         provider.wire,

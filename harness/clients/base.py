@@ -100,7 +100,10 @@ def map_sdk_error(exc: BaseException) -> ProviderError | None:
             retry_after=retry_after_seconds(exc.response.headers),
         )
     if isinstance(exc, transport_errors):
-        return ProviderError(f"{type(exc).__name__}: {_short(exc)}", retryable=True)
+        # The SDKs say only "Connection error."; the transport's exception says which one.
+        cause = exc.__cause__
+        detail = f" ({type(cause).__name__}: {_short(cause)})" if cause is not None else ""
+        return ProviderError(f"{type(exc).__name__}: {_short(exc)}{detail}", retryable=True)
     if isinstance(exc, httpx2.TransportError):
         return ProviderError(f"{type(exc).__name__}: {_short(exc)}", retryable=True)
     return None

@@ -14,6 +14,12 @@ needed only when such a file is read.
 Files are found by walking directories; a file that matches no format, or
 that matches one but cannot be read, is listed in `skipped` (and in the
 manifest) and never counted.
+
+A task whose model calls no provider saw (a hand-written demonstration, a
+replay of recorded actions, a human or scripted test model) keeps its steps
+and tool calls but counts 0 model calls and 0 exchanges, with unknown tokens;
+tasks.csv says why in `no_provider_reason`, and the manifest's `limits` say how
+many such tasks the run holds.
 """
 
 from __future__ import annotations
@@ -175,6 +181,7 @@ def ingest(
     keys = _Keys()
     models: Counter[str] = Counter()
     limits: dict[str, list[str]] = {}
+    no_provider: Counter[str] = Counter()
     bar = _progress(progress, len(files))
     try:
         with bar as live:
@@ -217,6 +224,8 @@ def ingest(
                     row = finish_row(record, run_id=run_id, suite=f"ingest:{fmt}", source=module.SOURCE)
                     row["source_file"] = display_path(path, root) if root is not None else str(path)
                     writer.task(row)
+                    if row.get("no_provider_reason"):
+                        no_provider[row["no_provider_reason"]] += 1
                     models[record.origin.model] += 1
                     result.tasks += 1
                     result.exchanges += len(record.exchanges)
@@ -236,7 +245,8 @@ def ingest(
         suite="ingest:" + "+".join(sorted(result.formats)),
         formats=dict(sorted(result.formats.items())),
         models=[{"spec": m, "tasks": n} for m, n in sorted(models.items())],
-        limits=[sentence for fmt in sorted(limits) for sentence in limits[fmt]],
+        limits=[sentence for fmt in sorted(limits) for sentence in limits[fmt]]
+        + _no_provider_limits(no_provider, result.tasks),
         skipped=[{"path": s.path, "reason": s.reason} for s in result.skipped],
         files_ingested=result.files,
         ingested_at=now_iso(),
@@ -245,6 +255,19 @@ def ingest(
     writer.finish("complete", summarize=lambda run_dir: _summary(run_dir, result))
     result.run_dir = out
     return result
+
+
+def _no_provider_limits(reasons: Counter[str], tasks: int) -> list[str]:
+    """The manifest sentence for tasks whose model calls no provider saw (demonstrations, replays, ...)."""
+    if not reasons:
+        return []
+    total = sum(reasons.values())
+    kinds = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
+    return [
+        f"{total} of {tasks} ingested tasks were demonstrations or replays with no provider behind their "
+        f"model calls ({kinds}): counted as 0 model calls and 0 provider exchanges, tokens and cost unknown; "
+        "their steps and tool calls are kept (tasks.csv no_provider_reason)."
+    ]
 
 
 def _read_one(

@@ -1,8 +1,8 @@
 """Row builders shared by the ingest formats.
 
-Ingested rows have exactly the columns of live rows (the `Exchange` dataclass
-for exchanges.jsonl, the loop's tool rows for tool_calls.jsonl, `TASK_COLUMNS`
-for tasks.csv), plus a `source` naming the format. Where a log does not say
+Ingested rows have exactly the columns of live rows (`harness.records.Exchange`
+for exchanges.jsonl, the loop's tool rows for tool_calls.jsonl, `summarise` for
+tasks.csv), plus a `source` naming the format. Where a log does not say
 something (latency, HTTP status of a trajectory's model call, tokens of a
 transcript) the value is None, never a made-up 0.
 """
@@ -10,13 +10,11 @@ transcript) the value is None, never a made-up 0.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import Exchange
+from harness.records import exchange_defaults, summarise
 
 # Extra tasks.csv columns every ingested run carries (RunWriter's extra_task_columns).
 EXTRA_TASK_COLUMNS: tuple[str, ...] = (
@@ -26,17 +24,16 @@ EXTRA_TASK_COLUMNS: tuple[str, ...] = (
     "format",
     "source_file",
     "ingest_notes",
+    "no_provider_reason",
 )
 
-# (name, default, factory) of every Exchange column, in dataclass order.
-_EXCHANGE_FIELDS: list[tuple[str, Any, Any]] = [
-    (
-        f.name,
-        None if f.default is dataclasses.MISSING else f.default,
-        None if f.default_factory is dataclasses.MISSING else f.default_factory,
-    )
-    for f in dataclasses.fields(Exchange)
-]
+NO_PROVIDER_REASONS: dict[str, str] = {
+    "demonstration": "steps written by hand (or replayed) with no model call counted",
+    "replay": "recorded actions re-issued by a replay model",
+    "human": "actions typed by a person through a human model",
+    "test model": "outputs scripted in a deterministic test model",
+}
+"""Values of the `no_provider_reason` column: why no provider saw a task's model calls."""
 
 
 class IngestFormatError(Exception):
@@ -75,7 +72,7 @@ class TaskRecord:
 
 def exchange_row(origin: Origin, source: str, **values: Any) -> dict[str, Any]:
     """An exchanges.jsonl row with every `Exchange` column; unknown values stay None."""
-    row = {name: factory() if factory is not None else default for name, default, factory in _EXCHANGE_FIELDS}
+    row = exchange_defaults()
     row.update(
         run_id=origin.run_id,
         task_id=origin.task_id,
@@ -130,64 +127,49 @@ def tool_row(
     }
 
 
-def sum_known(values: Iterable[int | None]) -> int | None:
-    """Sum of the known values; None when none is known (unknown is not zero)."""
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
-
-
-def _ok(row: dict[str, Any]) -> bool:
-    status = row.get("status")
-    return status is not None and 200 <= status < 300 and not row.get("error")
-
-
 def finish_row(record: TaskRecord, *, run_id: str, suite: str, source: str) -> dict[str, Any]:
-    """The tasks.csv row: counts summed from the record's own rows, then the format's fields on top.
+    """The tasks.csv row: `harness.records.summarise` over the record's own rows, the format's fields on top.
 
     Formats override what their rows cannot carry (SWE-agent's per-instance token
     totals, api_calls as model_calls, the file's own cost).
     """
-    agent = [r for r in record.exchanges if r["role"] == "agent"]
-    judge = [r for r in record.exchanges if r["role"] == "judge"]
-    ok = [r for r in agent if _ok(r)]
-    tools = [t for t in record.tool_calls if t.get("role", "agent") == "agent"]
-    first_input = next((r["input_tokens"] for r in ok if r.get("input_tokens") is not None), None)
-    row: dict[str, Any] = {
+    origin = record.origin
+    known: dict[str, Any] = {
         "run_id": run_id,
         "suite": suite,
-        "task_id": record.origin.task_id,
-        "model": record.origin.model,
-        "simulated": False,
-        "repeat": record.origin.repeat,
-        "session": record.origin.session,
+        "task_id": origin.task_id,
+        "model": origin.model,
+        "repeat": origin.repeat,
+        "session": origin.session,
         "source": source,
         "status": "ok",
-        "stop_reason": None,
-        "user_turns": None,
-        "model_calls": len(ok),
-        "exchanges": len(agent),
-        "retries": sum(1 for r in agent if (r.get("attempt") or 1) > 1),
-        "failed_exchanges": len(agent) - len(ok),
-        "tool_calls": len(tools),
-        "tool_calls_by_name": dict(sorted(Counter(t["tool"] for t in tools).items())),
-        "input_tokens": sum_known(r.get("input_tokens") for r in agent),
-        "output_tokens": sum_known(r.get("output_tokens") for r in agent),
-        "cache_read_input_tokens": sum_known(r.get("cache_read_input_tokens") for r in agent),
-        "cache_creation_input_tokens": sum_known(r.get("cache_creation_input_tokens") for r in agent),
-        "reasoning_tokens": sum_known(r.get("reasoning_tokens") for r in agent),
-        "visible_reasoning_chars": sum(r.get("visible_reasoning_chars") or 0 for r in agent),
-        "prompt_tokens": first_input,
-        "judge_exchanges": len(judge),
-        "judge_input_tokens": sum_known(r.get("input_tokens") for r in judge),
-        "judge_output_tokens": sum_known(r.get("output_tokens") for r in judge),
-        "cost_usd": None,
-        "score": None,
-        "wall_s": None,
-        "error": None,
         "exchanges_exact": False,
     }
-    row.update(record.row)
-    return row
+    return summarise(record.exchanges, record.tool_calls, **{**known, **record.row})
+
+
+def without_provider(record: TaskRecord, reason: str, note: str) -> None:
+    """Mark a task whose model calls no provider saw: no exchange rows, 0 model calls, tokens and cost unknown.
+
+    Its steps and tool calls stay (the actions did run). `reason` is one of
+    `NO_PROVIDER_REASONS`; `note` says what in the file showed it.
+    """
+    if reason not in NO_PROVIDER_REASONS:
+        raise ValueError(f"unknown no-provider reason {reason!r}")
+    record.exchanges.clear()
+    record.row.update(
+        model_calls=0,
+        input_tokens=None,
+        output_tokens=None,
+        cache_read_input_tokens=None,
+        cache_creation_input_tokens=None,
+        reasoning_tokens=None,
+        prompt_tokens=None,
+        cost_usd=None,
+        no_provider_reason=reason,
+    )
+    notes = [n for n in (record.row.get("ingest_notes"), f"no provider call ({reason}): {note}") if n]
+    record.row["ingest_notes"] = notes_text(notes)
 
 
 def display_path(path: Path, root: Path | None) -> str:

@@ -6,6 +6,13 @@ message carries the provider's response in `extra.response`, so its usage
 gives per-call tokens. Tool calls: in v1 files one bash action per assistant
 message with exactly one action block; in v1.1 files the message's
 `tool_calls` (tool calling) or `extra.actions` (text-based models).
+
+A trajectory written by mini-swe-agent's scripted test models
+(`minisweagent.models.test_models.Deterministic*Model`, named in
+`info.config.model_type`, default model names `deterministic...`) or with
+`api_calls` 0 behind its responses had no provider: 0 model calls, no exchange
+rows, unknown tokens and cost (the test models report a made-up cost per
+call), its tool calls kept, and a `no_provider_reason`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from harness.ingest._common import (
     exchange_row,
     notes_text,
     tool_row,
+    without_provider,
 )
 
 NAME = "mini-swe-agent"
@@ -45,6 +53,25 @@ _EXITS = {
     "userinterruption": ("ok", "interrupted"),
     "formaterror": ("ok", "format_error"),
 }
+
+
+# mini-swe-agent's scripted models (minisweagent/models/test_models.py) and their default model names.
+_TEST_MODEL_MODULE = "minisweagent.models.test_models."
+_TEST_MODEL_NAMES = {"deterministic", "deterministic_toolcall", "deterministic_response_api_toolcall"}
+
+
+def _no_provider(
+    config: dict[str, Any], model: str, api_calls: int, responses: int
+) -> tuple[str, str] | None:
+    """(reason, evidence) when no provider answered this trajectory's model calls; None for a model's run."""
+    model_type = str(config.get("model_type") or "")
+    if model_type.startswith(_TEST_MODEL_MODULE) or model_type.rsplit(".", 1)[-1].startswith("Deterministic"):
+        return "test model", f"info.config.model_type is {model_type}"
+    if model in _TEST_MODEL_NAMES:
+        return "test model", f"model_name is {model!r}"
+    if api_calls == 0 and responses:
+        return "demonstration", f"model_stats.api_calls is 0 for {responses} model responses"
+    return None
 
 
 def sniff(name: str, head: bytes, tail: bytes) -> bool:
@@ -211,14 +238,16 @@ def read(path: Path, *, run_id: str) -> list[TaskRecord]:
                 )
             )
 
-    if step != api_calls:
+    no_provider = _no_provider(config, model, api_calls, step)
+    if no_provider is None and step != api_calls:
         notes.append(f"api_calls={api_calls} but {step} model responses in messages")
-    # Calls the stats count but the messages do not show still happened: keep them, without tokens.
-    for extra_step in range(step + 1, api_calls + 1):
-        record.exchanges.append(exchange_row(origin, SOURCE, step=extra_step, status=200))
-    if any(r["input_tokens"] is None for r in record.exchanges):
+    if no_provider is None:
+        # Calls the stats count but the messages do not show still happened: keep them, without tokens.
+        for extra_step in range(step + 1, api_calls + 1):
+            record.exchanges.append(exchange_row(origin, SOURCE, step=extra_step, status=200))
         missing = sum(1 for r in record.exchanges if r["input_tokens"] is None)
-        notes.append(f"model calls without usage: {missing} (token totals are a lower bound)")
+        if missing:
+            notes.append(f"model calls without usage: {missing} (token totals are a lower bound)")
 
     status, stop_reason = _EXITS.get(exit_status.lower(), ("error", "error") if exit_status else ("ok", None))
     cost = stats.get("instance_cost")
@@ -234,6 +263,9 @@ def read(path: Path, *, run_id: str) -> list[TaskRecord]:
         format=version,
         ingest_notes=notes_text(notes),
     )
+    if no_provider is not None:
+        reason, evidence = no_provider
+        without_provider(record, reason, f"{evidence}; api_calls={api_calls} not counted as exchanges")
     return [record]
 
 

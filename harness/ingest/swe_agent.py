@@ -8,6 +8,15 @@ exist only per instance, so exchange rows carry none and the task row carries
 the totals. Each trajectory step with an action is one tool call, named by
 its command (`edit`, `python`, `submit`, ...) or by the function of a
 function-calling model.
+
+Some trajectories had no provider behind them: demonstrations (steps written
+by hand, `api_calls` 0) and runs of SWE-agent's non-API models (`replay`,
+which re-issues a trajectory's recorded actions, `human`, `human_thought`,
+`instant_empty_submit`), named in `replay_config.agent.model.name` or, for
+old trajectories, by the `<model>__...` run folder. Their calls count no
+tokens, so calls with `tokens_sent` and `tokens_received` both 0 are replays
+too. Such tasks get 0 model calls and no exchange rows, unknown tokens, their
+steps and tool calls, and a `no_provider_reason`.
 """
 
 from __future__ import annotations
@@ -17,7 +26,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.ingest._common import IngestFormatError, Origin, TaskRecord, exchange_row, notes_text, tool_row
+from harness.ingest._common import (
+    IngestFormatError,
+    Origin,
+    TaskRecord,
+    exchange_row,
+    notes_text,
+    tool_row,
+    without_provider,
+)
 
 NAME = "swe-agent"
 SOURCE = "ingest:swe-agent"
@@ -29,6 +46,14 @@ LIMITS = [
     "instance totals (tokens_sent as input_tokens, tokens_received as output_tokens); cache and "
     "reasoning tokens are unknown.",
 ]
+
+# SWE-agent's models that answer without a provider (sweagent/agent/models.py, get_model) -> reason.
+_NO_PROVIDER_MODELS = {
+    "replay": "replay",
+    "human": "human",
+    "human_thought": "human",
+    "instant_empty_submit": "test model",
+}
 
 # Old run directories are named <model>__<data>__<config>__t-<temp>__p-<top_p>__c-<cost>__install-<n>.
 _RUN_DIR = re.compile(r"^(?P<model>[^_].*?)__.*__t-[\d.]+__p-[\d.]+__c-[\d.]+")
@@ -59,7 +84,8 @@ def sniff(name: str, head: bytes, tail: bytes) -> bool:
     )
 
 
-def _model(data: dict[str, Any], path: Path) -> str:
+def _configured_model(data: dict[str, Any]) -> str | None:
+    """The model named in the trajectory's replay_config (a JSON string in files of SWE-agent 1.x)."""
     replay = data.get("replay_config")
     if isinstance(replay, str):
         try:
@@ -70,11 +96,44 @@ def _model(data: dict[str, Any], path: Path) -> str:
         name = ((replay.get("agent") or {}).get("model") or {}).get("name")
         if name:
             return str(name)
-    for parent in (path.parent, path.parent.parent):
-        match = _RUN_DIR.match(parent.name)
+    return None
+
+
+def _run_folders(path: Path) -> list[str]:
+    return [path.parent.name, path.parent.parent.name]
+
+
+def _model(data: dict[str, Any], path: Path) -> str:
+    name = _configured_model(data)
+    if name:
+        return name
+    for folder in _run_folders(path):
+        match = _RUN_DIR.match(folder)
         if match:
             return match.group("model")
     return "unknown"
+
+
+def _no_provider(
+    data: dict[str, Any], path: Path, stats: dict[str, Any], steps: int
+) -> tuple[str, str] | None:
+    """(reason, evidence) when no provider saw this trajectory's model calls; None for a model's run."""
+    name = _configured_model(data)
+    if name in _NO_PROVIDER_MODELS:
+        return _NO_PROVIDER_MODELS[name], f"replay_config names the {name!r} model"
+    for folder in _run_folders(path):
+        # Run folders start with the model: <model>__<data>__... (and replay___<traj> for run-replay).
+        head = folder.split("__", 1)[0]
+        if "__" in folder and head in _NO_PROVIDER_MODELS:
+            return _NO_PROVIDER_MODELS[head], f"run folder {folder!r} names the {head!r} model"
+    api_calls = stats.get("api_calls")
+    if api_calls == 0 and steps:
+        return "demonstration", f"model_stats.api_calls is 0 for {steps} steps"
+    sent, received = stats.get("tokens_sent"), stats.get("tokens_received")
+    if isinstance(api_calls, int) and api_calls > 0 and sent == 0 and received == 0:
+        # Every provider call sends and counts a prompt; only SWE-agent's non-API models count none.
+        return "replay", f"{api_calls} api_calls with tokens_sent and tokens_received both 0"
+    return None
 
 
 def _exit(exit_status: str) -> tuple[str, str | None]:
@@ -146,8 +205,11 @@ def read(path: Path, *, run_id: str) -> list[TaskRecord]:
                     user_turn=1,
                 )
             )
+    no_provider = _no_provider(data, path, stats, len(trajectory))
     requeries = api_calls - len(trajectory)
-    if requeries > 0:
+    if no_provider is not None:
+        pass  # its api_calls, if any, were not provider calls: no requeries to add
+    elif requeries > 0:
         # Requeries are real calls whose step the file does not record.
         notes.append(f"{requeries} model calls beyond the {len(trajectory)} steps (requeries)")
         for _ in range(requeries):
@@ -173,4 +235,7 @@ def read(path: Path, *, run_id: str) -> list[TaskRecord]:
         format=f"swe-agent-{info['swe_agent_version']}" if info.get("swe_agent_version") else "swe-agent",
         ingest_notes=notes_text(notes),
     )
+    if no_provider is not None:
+        reason, evidence = no_provider
+        without_provider(record, reason, f"{evidence}; api_calls={api_calls} not counted as exchanges")
     return [record]

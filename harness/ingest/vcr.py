@@ -4,7 +4,7 @@ Every interaction with a model endpoint (Anthropic `/v1/messages`, OpenAI
 `/v1/chat/completions` or `/v1/responses`, any OpenAI-compatible provider's
 `.../chat/completions`) is one exchange. Cassettes are read by
 `harness.recorded.read_cassette` and each response body is parsed by
-`harness.clients.parsers.parse_exchange`, the same parsers the live ledger
+`harness.wire.parse_exchange`, the same parsers the live ledger
 uses, so ingested rows look exactly like live ones. One task per file.
 
 A cassette cannot tell a retry from a second recording of the same call
@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import prices
-from harness.clients.parsers import parse_exchange, wire_for_path
 from harness.context import ExchangeContext
 from harness.ingest._common import IngestFormatError, Origin, TaskRecord, notes_text, tool_row
 from harness.ledger import exchange_from_turn
 from harness.recorded import RecordedInteraction, read_cassette
+from harness.wire import parse_exchange, wire_for_path
 
 NAME = "vcr"
 SOURCE = "ingest:vcr"

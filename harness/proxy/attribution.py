@@ -7,7 +7,9 @@ A proxy sees HTTP requests, not agent runs, so it reconstructs them:
   `x-claude-code-session-id`); otherwise a hash of the API key and the
   conversation's first user message, so one agent run is one session.
 - **conversation**: a hash of the first user message. A session can hold
-  several (Claude Code's title request beside its main loop).
+  several (Claude Code's title request beside its main loop); the one of its
+  main model with the most model calls is its main conversation, whose model
+  calls are the agent's own turns (`harness.proxy.sessions`).
 - **user request**: inside a conversation, a user message that is not a tool
   result starts one. `user_turn` of an exchange is how many the request holds.
 - **retry**: the same request body (canonical JSON, same path) seen again in
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.cassettes import canonical_body
-from harness.clients.parsers import wire_for_path
+from harness.wire import wire_for_path
 
 SESSION_HEADER = "x-ampbench-session"
 # Session ids clients send on their own; checked after ours, in this order.
@@ -137,6 +139,8 @@ class RequestView:
     """Only user (and system) messages: the first request of a conversation."""
     previous_response_id: str | None = None
     streamed: bool = False
+    tools: int = 0
+    """Tools the request offers: an agent loop's requests do, title or summary requests do not."""
 
 
 def read_request(body: bytes) -> RequestView:
@@ -176,6 +180,7 @@ def read_request(body: bytes) -> RequestView:
         opening=turns > 0 and not previous_id and all(k in (USER, OTHER) for k in kinds),
         previous_response_id=previous_id if isinstance(previous_id, str) else None,
         streamed=data.get("stream") is True,
+        tools=len(data["tools"]) if isinstance(data.get("tools"), list) else 0,
     )
 
 
@@ -201,6 +206,8 @@ class Attribution:
     generation: bool
     """A model endpoint (Messages, Chat Completions, Responses), as opposed to count_tokens, listings..."""
     body_key: str
+    offered_tools: int = 0
+    """Tools the request offers (ranks a session's conversations: see `sessions.main_conversation`)."""
     label: str = ""
 
 
@@ -295,6 +302,7 @@ class Attributor:
             request_model=view.model,
             generation=generation,
             body_key=body_key,
+            offered_tools=view.tools,
             label=label,
         )
 

@@ -17,7 +17,9 @@ proxy drop the client's, and a stream cut midway is cut at the client too
 (no terminating chunk). Only an unreachable upstream (502) and an upstream
 timeout (504) get an answer from the proxy itself, a JSON error in the
 provider's shape; those rows have `status` null (no response came from the
-provider) and `proxy_status` set.
+provider) and `proxy_status` set. An attempt that provably never reached the
+upstream (`harness.ledger.reached_provider`: connection refused, DNS, connect
+timeout) keeps its row with `sent` false, and is no exchange, as in live runs.
 """
 
 from __future__ import annotations
@@ -40,11 +42,10 @@ import httpx2
 
 from harness import context
 from harness.cassettes import CassetteStore, CassetteTransport
-from harness.clients.parsers import parse_exchange
 from harness.context import ExchangeContext
 from harness.errors import CassetteMiss, UserError
 from harness.ingest._common import Origin, tool_row
-from harness.ledger import _KEPT_HEADERS, SIMULATED_HEADER, decode_body, exchange_from_turn
+from harness.ledger import _KEPT_HEADERS, SIMULATED_HEADER, decode_body, exchange_from_turn, reached_provider
 from harness.proxy import http
 from harness.proxy.attribution import (
     DEFAULT_SESSION_HEADERS,
@@ -62,7 +63,10 @@ from harness.proxy.sessions import (
     task_rows,
 )
 from harness.proxy.upstream import Upstream, display, is_anthropic, resolve
+from harness.records import is_sent
+from harness.redact import Scrubber
 from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, load, versions
+from harness.wire import parse_exchange
 
 CASSETTE_MODES = ("off", "record", "replay")
 CONTROL_PREFIX = "/_ampbench/"
@@ -74,8 +78,14 @@ LIMITS = [
     "Sessions come from x-ampbench-session (or a client's own session header, such as Claude Code's "
     "x-claude-code-session-id); without one, from a hash of the API key and the first user message, "
     "so side requests of an agent that start another conversation form sessions of their own.",
-    "An exchange the proxy answered itself (upstream unreachable: 502, upstream timeout: 504) has "
-    "status null and proxy_status set: no response came from the provider.",
+    "An attempt the proxy answered itself (upstream unreachable: 502, upstream timeout: 504) has "
+    "status null and proxy_status set: no response came from the provider. One that provably never "
+    "reached it (connection refused, DNS failure, connect timeout) has sent false and is no exchange.",
+    "main_exchanges / side_exchanges / non_model_exchanges split a session's exchanges: generation "
+    "requests of the main model's main conversation (its conversation with the most model calls), "
+    "other generation requests (other models, other conversations such as titles or summaries), and "
+    "requests that generate nothing (probes, model listings, count_tokens). A conversation is keyed by "
+    "its first user message: a request that rewrites it (a compacted history) starts another one.",
 ]
 
 
@@ -149,6 +159,8 @@ class CountingProxy:
         )
         self.run_dir = Path(config.out) if config.out else Path("results") / self.run_id
         self.attributor = Attributor(config.session_headers)
+        self.scrub = Scrubber()
+        """Every key seen on the wire is added: none reaches the run's files, cassettes or log."""
         self.rows: list[dict[str, Any]] = []
         self.tool_rows: list[dict[str, Any]] = []
         self.cassette_misses: list[str] = []
@@ -200,7 +212,9 @@ class CountingProxy:
             assert live is not None
             transport = live
         else:
-            self._store = CassetteStore(root=Path(config.cassette_dir), suite=SUITE, mode=config.cassettes)
+            self._store = CassetteStore(
+                root=Path(config.cassette_dir), suite=SUITE, mode=config.cassettes, scrubber=self.scrub
+            )
             transport = CassetteTransport(self._store, live)
         timeout = httpx2.Timeout(connect=30.0, read=config.timeout_s, write=config.timeout_s, pool=None)
         self._client = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
@@ -242,7 +256,9 @@ class CountingProxy:
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         if self.run_dir.exists():
             self.run_dir.rmdir()  # validated empty: RunWriter creates it afresh
-        self._writer = RunWriter(self.run_dir, manifest, extra_task_columns=EXTRA_TASK_COLUMNS)
+        self._writer = RunWriter(
+            self.run_dir, manifest, extra_task_columns=EXTRA_TASK_COLUMNS, scrubber=self.scrub
+        )
         await self._server.start_serving()
 
     async def stop(self, grace_s: float = 10.0) -> Path:
@@ -287,7 +303,7 @@ class CountingProxy:
             model = models.get((row["task_id"], row["repeat"]), row["model"])
             changed = changed or model != row["model"]
             row["model"] = model
-        for row in task_rows(self.rows, run_id=self.run_id, labels=self.attributor.labels):
+        for row in task_rows(self.rows, self.tool_rows, run_id=self.run_id, labels=self.attributor.labels):
             writer.task(row)
         writer.close()
         if changed:
@@ -296,7 +312,8 @@ class CountingProxy:
         if self._store is not None:
             self._store.save_all()
         writer.manifest.update(
-            exchanges=len(self.rows),
+            exchanges=sum(1 for r in self.rows if is_sent(r)),
+            unsent_attempts=sum(1 for r in self.rows if not is_sent(r)),
             sessions=len(models),
             cassette_misses=len(self.cassette_misses),
             cassette_miss_examples=self.cassette_misses[:5],
@@ -355,8 +372,7 @@ class CountingProxy:
             self.attributor.begin(request.method, request.path, lower, request.body) if counted else None
         )
         key = api_key(lower)
-        if key and self._store is not None and key not in self._store.secrets:
-            self._store.secrets = (*self._store.secrets, key)
+        self.scrub.add(key)
         route = self.upstream.route(request.path, lower) if self.upstream is not None else None
         url = (
             route.url_for(request.path, request.query) if route else f"http://replay.invalid{request.target}"
@@ -395,19 +411,19 @@ class CountingProxy:
             )
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
             text = f"upstream {display(url)} unreachable ({type(exc).__name__}: {exc})".strip()
-            record(status=None, error=text, proxy_status=502)
+            record(status=None, error=text, proxy_status=502, sent=reached_provider(exc))
             return await self._answer(
                 writer, 502, error_body(anthropic_shape, "upstream_unreachable", text), True
             )
         except httpx2.TimeoutException as exc:
             text = f"upstream {display(url)} timed out ({type(exc).__name__})"
-            record(status=None, error=text, proxy_status=504)
+            record(status=None, error=text, proxy_status=504, sent=reached_provider(exc))
             return await self._answer(
                 writer, 504, error_body(anthropic_shape, "upstream_timeout", text), True
             )
         except httpx2.TransportError as exc:
             # The upstream closed without a response: so does the proxy, and the client sees what it would.
-            record(status=None, error=f"{type(exc).__name__}: {exc}".strip())
+            record(status=None, error=f"{type(exc).__name__}: {exc}".strip(), sent=reached_provider(exc))
             return False
         except asyncio.CancelledError:
             record(status=None, error="cancelled: the proxy stopped")
@@ -432,6 +448,7 @@ class CountingProxy:
             headers: httpx2.Headers | None = None,
             ttfb: float | None = None,
             proxy_status: int | None = None,
+            sent: bool = True,
         ) -> None:
             if attribution is None:
                 return
@@ -470,9 +487,14 @@ class CountingProxy:
                 headers={k: headers[k] for k in _KEPT_HEADERS if k in headers} if headers is not None else {},
                 simulated=headers is not None and headers.get(SIMULATED_HEADER) == "1",
             ).to_dict()
-            succeeded = status is not None and 200 <= status < 300 and not row["error"]
+            # An attempt that provably never reached the upstream (connection refused, DNS, connect
+            # timeout) is kept as a row but is no exchange, as in the live ledger.
+            row["sent"] = sent
+            succeeded = sent and status is not None and 200 <= status < 300 and not row["error"]
             row.update(
                 request_model=attribution.request_model,
+                generation=attribution.generation,
+                offered_tools=attribution.offered_tools,
                 model_call=attribution.generation and succeeded,
                 user_turn=attribution.user_turn,
                 conversation=attribution.conversation,
@@ -485,24 +507,33 @@ class CountingProxy:
                 source=SOURCE,
             )
             self.attributor.finish(attribution, ok=succeeded, response_body=decoded)
+            # One tool row per tool call of a model call: `tool_calls` of tasks.csv counts these rows,
+            # so it equals the sum of the model-call rows' `tool_calls`.
+            tools = []
+            if row["model_call"] and turn is not None:
+                origin = Origin(self.run_id, row["task_id"], row["model"], row["repeat"])
+                tools = [
+                    tool_row(
+                        origin,
+                        SOURCE,
+                        step=row["step"],
+                        tool=call.name,
+                        tool_call_id=call.id or None,
+                        user_turn=row["user_turn"],
+                    )
+                    for call in turn.tool_calls
+                ]
             self.rows.append(row)
+            self.tool_rows.extend(tools)
             if self._writer is not None:
                 self._writer.write_exchange_row(row)
-                if row["model_call"] and turn is not None:
-                    origin = Origin(self.run_id, row["task_id"], row["model"], row["repeat"])
-                    for call in turn.tool_calls:
-                        tool = tool_row(
-                            origin,
-                            SOURCE,
-                            step=row["step"],
-                            tool=call.name,
-                            tool_call_id=call.id or None,
-                            user_turn=row["user_turn"],
-                        )
-                        self.tool_rows.append(tool)
-                        self._writer.tool_call(tool)
+                for tool in tools:
+                    self._writer.tool_call(tool)
             if self.config.on_exchange is not None:
-                self.config.on_exchange(row)
+                # The log line is output too: what it shows is scrubbed like the files.
+                self.config.on_exchange(
+                    {k: self.scrub(v) if isinstance(v, str) else v for k, v in row.items()}
+                )
 
         return record
 
@@ -606,7 +637,7 @@ class CountingProxy:
             payload = {
                 "run_id": self.run_id,
                 "run_dir": str(self.run_dir),
-                "exchanges": len(self.rows),
+                "exchanges": sum(1 for r in self.rows if is_sent(r)),
                 "sessions": len({(r["task_id"], r["repeat"]) for r in self.rows}),
                 "in_flight": len(self._busy) - 1,
                 "cassette_misses": len(self.cassette_misses),

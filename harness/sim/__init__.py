@@ -8,7 +8,7 @@ truth tests hold ampbench's ledger against.
 """
 
 from harness.sim.faults import FAULT_KINDS, FaultPlan
-from harness.sim.profiles import PROFILES, Profile, register
+from harness.sim.profiles import PROFILES, Profile, register, register_lazy
 from harness.sim.server import REPEAT_HEADER, SIMULATED_HEADER, SimServer, shared_server
 from harness.sim.view import Reply, ReplyCall, View
 
@@ -24,5 +24,6 @@ __all__ = [
     "SimServer",
     "View",
     "register",
+    "register_lazy",
     "shared_server",
 ]

@@ -6,19 +6,36 @@ an agent loop driving it terminates and the counts it produces are known in
 advance. The request's `model` field names the profile.
 
 `PROFILES` is the registry the server and `harness.clients` look names up
-in; other modules add profiles with `register(...)`.
+in; other modules add profiles with `register(...)`. Profiles that belong to
+a suite live with it and are registered by name as `module:attribute`
+(`PROFILE_PLUGINS`, or `register_lazy(...)`): they are imported on their
+first lookup, so the simulator never imports a suite to start or to list
+its profiles.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.sim.schema_args import example_arguments
 from harness.sim.view import Reply, ReplyCall, ToolDef, View, canonical_json, pick
 
-__all__ = ["PROFILES", "Generic", "Profile", "Reasoner", "Terse", "Thorough", "register"]
+__all__ = [
+    "PROFILES",
+    "PROFILE_PLUGINS",
+    "Generic",
+    "Profile",
+    "ProfileRegistry",
+    "Reasoner",
+    "Terse",
+    "Thorough",
+    "register",
+    "register_lazy",
+]
 
 
 class Profile(Protocol):
@@ -32,13 +49,96 @@ class Profile(Protocol):
         ...
 
 
-PROFILES: dict[str, Profile] = {}
+class ProfileRegistry(MutableMapping[str, Profile]):
+    """Profile name -> profile; names registered as `module:attribute` are imported on first lookup.
+
+    Membership, iteration and `len` see every name without importing anything,
+    so listing the profiles or validating a `sim:NAME` spec stays cheap.
+    """
+
+    def __init__(self, plugins: Mapping[str, str] | None = None) -> None:
+        self._loaded: dict[str, Profile] = {}
+        self._lazy: dict[str, str] = dict(plugins or {})
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """Register `name` as `module:attribute`, imported when the name is first looked up."""
+        module, sep, attribute = target.partition(":")
+        if not sep or not module or not attribute:
+            raise ValueError(f"profile {name!r}: expected 'module:attribute', got {target!r}")
+        self._loaded.pop(name, None)
+        self._lazy[name] = target
+
+    def __getitem__(self, name: str) -> Profile:
+        profile = self._loaded.get(name)
+        if profile is not None:
+            return profile
+        target = self._lazy.get(name)
+        if target is None:
+            raise KeyError(name)
+        profile = _load(name, target)
+        self._loaded.setdefault(name, profile)
+        self._lazy.pop(name, None)
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, profile: Profile) -> None:
+        self._lazy.pop(name, None)
+        self._loaded[name] = profile
+
+    def __delitem__(self, name: str) -> None:
+        found = self._loaded.pop(name, None) is not None
+        found = self._lazy.pop(name, None) is not None or found
+        if not found:
+            raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        # A snapshot: server threads may load a lazy profile meanwhile.
+        return iter(list(dict.fromkeys([*self._loaded, *self._lazy])))
+
+    def __len__(self) -> int:
+        return len(self._loaded.keys() | self._lazy.keys())
+
+    def __repr__(self) -> str:
+        return f"ProfileRegistry({sorted(self)!r})"
+
+
+def _load(name: str, target: str) -> Profile:
+    module_name, _, attribute = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImportError(
+            f"simulator profile {name!r} needs {module_name}, which cannot be imported: {exc}"
+        ) from exc
+    profile = getattr(module, attribute, None)
+    if profile is None or getattr(profile, "name", None) != name:
+        raise ImportError(f"simulator profile {name!r}: {target} is no profile named {name!r}")
+    return profile
+
+
+# Profiles that live with their suite: the simulated SWE agents act over the swe
+# suite's tools on its bundled instances. Strings, not imports: the harness never
+# imports a suite at import time (see the import-linter contracts in pyproject.toml).
+PROFILE_PLUGINS: dict[str, str] = {
+    "swe-oracle": "suites.swe.sim_agents:SweOracle",
+    "swe-explorer": "suites.swe.sim_agents:SweExplorer",
+    "swe-flailer": "suites.swe.sim_agents:SweFlailer",
+}
+
+PROFILES = ProfileRegistry(PROFILE_PLUGINS)
 
 
 def register(profile: Profile) -> Profile:
     """Add a profile to the registry (replacing one of the same name) and return it."""
     PROFILES[profile.name] = profile
     return profile
+
+
+def register_lazy(name: str, target: str) -> None:
+    """Register a profile by import path (`module:attribute`), imported on its first lookup."""
+    PROFILES.register_lazy(name, target)
 
 
 # --- helpers shared by the profiles -----------------------------------------------------------
@@ -301,5 +401,3 @@ class Generic:
 
 for _profile in (Terse(), Thorough(), Reasoner(), Generic()):
     register(_profile)
-
-from harness.sim import swe_profiles  # noqa: E402, F401  (registers swe-oracle, swe-explorer, swe-flailer)

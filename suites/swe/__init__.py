@@ -9,6 +9,8 @@
 * `suites.swe.grading`: SWE-bench grading (FAIL_TO_PASS / PASS_TO_PASS) and
   the predictions file.
 * `suites.swe.build_instances`: regenerates instances.jsonl from projects/.
+* `suites.swe.sim_agents`: the simulator's SWE agents (`sim:swe-oracle`,
+  `sim:swe-explorer`, `sim:swe-flailer`), loaded by name by `harness.sim`.
 
 Importing this package does nothing; import the submodules.
 """

@@ -26,6 +26,13 @@ neither tool), a command can still write anywhere the harness user can:
 only the conventions above hold. `available_guards()` tells which guards work
 here; each `ExecResult` records the guard that was used.
 
+When a command is over, and so what its output is, does not depend on timing:
+every local command runs under a small reaper init (`_REAPER`) that exits only
+once every process the command started has exited, and its output is read to
+EOF. Background jobs (``a & b``) are waited for, however busy the machine is;
+only the timeout (or an output flood) cuts a command short, and it kills the
+whole process group (and PID namespace) at once.
+
 The Docker backend runs commands with ``docker exec`` in a container of the
 official SWE-bench image of an instance; the container is the sandbox.
 """
@@ -98,7 +105,8 @@ class ExecResult(TypedDict):
     """stdout and stderr interleaved, decoded as UTF-8 (invalid bytes replaced); notes about
     truncation or the timeout are appended as separate lines starting with '[ampbench:'."""
     returncode: int | None
-    """Exit status; negative for a signal (-9 after a kill); None when the command never started."""
+    """Exit status: 128 + N when signal N killed the command (as in a shell), -9 when ampbench
+    killed it (timeout, output flood); None when the command never started."""
     timed_out: bool
     truncated: bool
     """Output beyond max_output_bytes was dropped."""
@@ -313,7 +321,9 @@ def _guard_works(guard: str, masks: tuple[str, ...]) -> bool:
         root = os.path.join(td, "ws")
         os.mkdir(root)
         probe = "echo ok > inside && { echo no > ../outside; } 2>/dev/null; test -f inside && test ! -e ../outside"
-        argv = _wrap(guard, [shutil.which("bash") or "bash", "-c", probe], root=root, cwd=root, masks=masks)
+        bash = shutil.which("bash") or "bash"
+        # Through the reaper, as every command runs: it must work under the guard too.
+        argv = _wrap(guard, _reaped([bash, "-c", probe]), root=root, cwd=root, masks=masks)
         env = {"PATH": _SYSTEM_PATH, "HOME": root, "LANG": "C.UTF-8"}
         try:
             proc = subprocess.run(
@@ -393,18 +403,55 @@ def _kill_group(proc: subprocess.Popen[bytes], marker: str | None) -> None:
             continue
 
 
-def _exited(proc: subprocess.Popen[bytes]) -> bool:
-    # WNOWAIT leaves the zombie in place, so the process group id cannot be
-    # reused before we have killed what is left of the group.
+# A tiny init for every local command: it runs the command as its child and exits
+# only when every process the command started has exited (it is their reaper: PID 1
+# of the guard's PID namespace, or a child subreaper without one, so orphaned
+# background jobs are re-parented to it and waited for). It keeps its copies of the
+# output pipes open until then, so reading them to EOF *is* waiting for the whole
+# command: no grace period, no polling. Its exit status is the command's (128 + N
+# when a signal N killed it, as a shell reports it).
+_REAPER = r"""
+import os, signal, sys
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except Exception:
+    pass
+argv = sys.argv[1:]
+child = os.fork()
+if child == 0:
+    # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults back (`yes | head`).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
-        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        os.write(2, f"ampbench: cannot run {argv[0]}: {exc.strerror}\n".encode())
+    os._exit(127)
+os.close(0)  # the command's input is the command's: once it is gone, a writer gets EPIPE
+status = 0
+while True:
+    try:
+        pid, st = os.wait()
     except ChildProcessError:
-        return True
-    return info is not None
+        break
+    if pid == child:
+        status = st
+code = os.waitstatus_to_exitcode(status)
+# Killed by signal N: 128 + N, as a shell reports it, under every guard alike.
+os._exit(128 - code if code < 0 else code)
+"""
 
 
-BACKGROUND_GRACE_S = 1.0
-"""How long background jobs may outlive the command while still holding its output pipe."""
+def _reaped(argv: Sequence[str]) -> list[str]:
+    """`argv` run under the reaper init (see `_REAPER`), with the harness's own interpreter."""
+    return [sys.executable, "-I", "-S", "-B", "-c", _REAPER, *argv]
+
+
+KILLED_PIPE_FAILSAFE_S = 5.0
+"""After a kill (timeout, output flood), how long to wait for the output pipes to close.
+Everything the command started is dead by then and its output is read to EOF; only a
+process outside the kill's reach (one handed the pipe over a socket) would hold it open."""
 
 
 def _capture(
@@ -419,10 +466,16 @@ def _capture(
     merge_stderr: bool,
     marker: str | None,
 ) -> _Capture:
-    """Run argv in a new session; read its output incrementally, keeping at most
-    max_output_bytes per stream; kill the whole group on timeout, when the output
-    passes kill_after_bytes, and BACKGROUND_GRACE_S after the main process exits
-    (leftover background processes would otherwise keep the pipes open)."""
+    """Run argv in a new session and read its output to EOF, keeping at most
+    max_output_bytes per stream.
+
+    The command is over when its output pipes are at EOF and the process has
+    exited; for local commands `argv` is wrapped in the reaper init, which holds
+    the pipes until every process the command started has exited, so the output
+    is complete by construction, however busy the machine is. Only two things cut
+    it short, both killing the whole process group (and PID namespace): the
+    timeout, and output beyond kill_after_bytes.
+    """
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -459,30 +512,50 @@ def _capture(
     sel = selectors.DefaultSelector()
     for s in streams:
         sel.register(s.fileno(), selectors.EVENT_READ)
+    # The process's exit is one more event to wait for (a pidfd becomes readable when it
+    # exits; the zombie stays, so the process group id cannot be reused before the final
+    # kill). Without pidfds (old kernels) the exit is waited for after EOF instead.
+    pidfd: int | None = None
+    with contextlib.suppress(AttributeError, OSError):
+        pidfd = os.pidfd_open(proc.pid)
+        sel.register(pidfd, selectors.EVENT_READ)
+    open_pipes = len(streams)
+    exited = pidfd is None  # without a pidfd, the exit is waited for after EOF
     deadline = start + timeout_s
     total = 0
     timed_out = truncated = killed_for_output = False
-    group_killed_at: float | None = None
-    exited_at: float | None = None
-    last_exit_check = start
+    killed_at: float | None = None
+
+    def kill() -> None:
+        nonlocal killed_at
+        _kill_group(proc, marker)
+        killed_at = time.monotonic()
+
     try:
-        while sel.get_map():
+        while open_pipes or not exited:
             now = time.monotonic()
-            if now >= deadline:
+            if killed_at is None and now >= deadline:
                 timed_out = True
-                _kill_group(proc, marker)
-                break
-            if group_killed_at is not None and now - group_killed_at > 2.0:
-                break  # a process outside our reach holds the pipe; stop listening to it
-            events = sel.select(timeout=min(deadline - now, 0.05))
-            for key, _ in events:
+                kill()
+            if killed_at is not None:
+                if killed_for_output or now - killed_at > KILLED_PIPE_FAILSAFE_S:
+                    break  # the rest of a flood is discarded anyway / the fail-safe
+                wait = killed_at + KILLED_PIPE_FAILSAFE_S - now
+            else:
+                wait = deadline - now
+            for key, _ in sel.select(timeout=max(wait, 0.0)):
                 fd = key.fd
+                if fd == pidfd:
+                    sel.unregister(fd)
+                    exited = True
+                    continue
                 try:
                     chunk = os.read(fd, 65536)
                 except OSError:
                     chunk = b""
                 if not chunk:
                     sel.unregister(fd)
+                    open_pipes -= 1
                     continue
                 total += len(chunk)
                 buf = buffers[fd]
@@ -493,31 +566,22 @@ def _capture(
                     truncated = True
                 if total > kill_after_bytes and not killed_for_output:
                     killed_for_output = True
-                    _kill_group(proc, marker)
-                    group_killed_at = time.monotonic()
-            now = time.monotonic()
-            if group_killed_at is None and (not events or now - last_exit_check > 0.1):
-                last_exit_check = now
-                if exited_at is None and _exited(proc):
-                    exited_at = now
-                # Background jobs get a short grace to finish and close the pipe, so a
-                # quick one's output (`foo & bar`) is always in the observation rather
-                # than racing the kill; long-lived ones are then killed.
-                if exited_at is not None and now - exited_at >= BACKGROUND_GRACE_S:
-                    _kill_group(proc, marker)
-                    group_killed_at = now
-            if killed_for_output and group_killed_at is not None:
-                # No need to read the rest of an output we are discarding anyway.
-                break
-        # The pipes may close before the command ends (it closed its stdout, or
-        # redirected it); it still gets its full time to finish.
-        while not timed_out and group_killed_at is None and not _exited(proc):
-            if time.monotonic() >= deadline:
+                    kill()
+        if pidfd is None and killed_at is None:
+            # EOF without a pidfd: the command closed its output (`exec >/dev/null`)
+            # or has ended; it still gets its full time.
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
                 timed_out = True
-                break
-            time.sleep(0.02)
+                kill()
     finally:
         sel.close()
+        if pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(pidfd)
+        # Nothing of the command is left after EOF and its exit (the reaper saw to it);
+        # this clears up after a kill, and after commands run without the reaper.
         _kill_group(proc, marker)
         for s in streams:
             with contextlib.suppress(OSError):
@@ -574,8 +638,11 @@ class LocalBackend:
 
     Every command gets a fresh ``bash -c`` (no state carries over between
     commands except files), stdin from /dev/null, the scrubbed environment of
-    `scrubbed_env`, cwd inside the root, and its own process group. Processes a
-    command leaves running in the background are killed when it returns.
+    `scrubbed_env`, cwd inside the root, and its own process group. A command
+    is over when every process it started has exited: background jobs
+    (``a & b``) are waited for, so their output is always complete; whatever
+    still runs at the timeout is killed with the rest, and the result says the
+    command timed out.
     """
 
     name = "local"
@@ -635,7 +702,7 @@ class LocalBackend:
             env.update(extra_env)
         if marker:
             env["AMPBENCH_EXEC_ID"] = marker
-        wrapped = _wrap(self.guard, argv, root=self.root, cwd=cwd, masks=self.masks)
+        wrapped = _wrap(self.guard, _reaped(argv), root=self.root, cwd=cwd, masks=self.masks)
         return _capture(
             wrapped,
             cwd=cwd,
@@ -798,6 +865,13 @@ def docker_engine_available(docker: str = "docker", timeout_s: float = 20.0) -> 
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
+# Run inside the container under `timeout -s KILL`: the command's output goes through
+# a pipe to `cat`, and this shell exits (so the exec ends) only when `cat` has read
+# that pipe to EOF: when every process of the command that holds its output has
+# exited. At the timeout `timeout` kills the whole process group, `cat` included.
+_DOCKER_RUN = 'bash -c "$1" 2>&1 | cat; exit "${PIPESTATUS[0]}"'
+
+
 class DockerBackend:
     """Runs commands with ``docker exec`` in one container of a SWE-bench image.
 
@@ -805,8 +879,9 @@ class DockerBackend:
     `close()`. The repository is at `workdir` (``/testbed`` in SWE-bench images)
     and the image's conda environment ``testbed`` is activated for every command.
     A command is wrapped in ``timeout -s KILL`` inside the container, which kills
-    its whole process group; the docker CLI is also killed from outside if it
-    outlives the timeout by 10 s.
+    its whole process group; its output is read to EOF inside the container, so
+    background jobs that print are waited for (see `run`); the docker CLI is
+    also killed from outside if it outlives the timeout by 10 s.
     """
 
     name = "docker"
@@ -907,6 +982,8 @@ class DockerBackend:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         cap_bytes = self.max_output_bytes if max_output_bytes is None else max_output_bytes
         script = f"{self.activate}\n{command}"
+        # Background jobs that print are waited for (see _DOCKER_RUN); ones that
+        # do not are left running in the container, as `docker exec` leaves them.
         argv = [
             *self._exec_prefix(os.fspath(cwd) if cwd else None, None, False),
             "timeout",
@@ -915,6 +992,8 @@ class DockerBackend:
             f"{timeout:g}",
             "bash",
             "-c",
+            _DOCKER_RUN,
+            "ampbench",
             script,
         ]
         cap = _capture(

@@ -16,6 +16,25 @@
    SWE-bench, PASSED and XFAIL count as passing; FAILED, ERROR, SKIPPED, XPASS
    and a test that does not appear at all (MISSING) do not.
 
+A verdict needs an environment that can run the tests at all. Two checks keep
+a broken environment from passing for a bad patch (status ``env_error``, score
+unknown, never ``unresolved``):
+
+* the test runner must start: no Python, or "No module named pytest", is an
+  environment error, not failing tests;
+* before a patch is called unresolved because PASS_TO_PASS tests fail, they
+  are run at base_commit with the test patch but without the model patch
+  (SWE-bench's validation: those tests pass there by definition). When they
+  fail there too, the repository's dependencies are missing or broken, and
+  that is what the verdict says. This depends only on the instance and the
+  environment, so it runs once per instance per process (`base_check` caches
+  it). When every PASS_TO_PASS test passed with the patch, the environment
+  evidently runs them, and no check is needed.
+
+Locally the tests run with the harness's own interpreter (`sys.executable`,
+which has pytest: it is a dependency of ampbench); in Docker with the image's
+``python``.
+
 Test ids are pytest node ids (``tests/test_x.py::TestY::test_z[param]``), as in
 the SWE-bench datasets for pytest-based repositories. Repositories with their
 own runners (Django's runtests.py, SymPy's bin/test) need the official
@@ -25,11 +44,14 @@ harness: export ``preds.jsonl`` with `write_predictions` and run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shlex
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,13 +73,37 @@ PREDICTION_FIELDS = ("instance_id", "model_name_or_path", "model_patch")
 WorkspaceFactory = Callable[[Instance], AbstractContextManager[TaskWorkspace]]
 
 
+ENV_ERROR = "env_error"
+GRADE_STATUSES = (
+    "resolved",
+    "unresolved",
+    ENV_ERROR,
+    "patch_failed",
+    "test_patch_failed",
+    "timeout",
+    "error",
+)
+# Options of Workspace.create that change how tests run (not merely where the checkout comes from).
+_ENV_OPTIONS = ("guard", "extra_env", "timeout_s", "max_output_bytes")
+
+
 def local_workspaces(**options: Any) -> WorkspaceFactory:
-    """A factory of local workspaces; `options` go to `Workspace.create` (repo_mirror, guard, ...)."""
+    """A factory of local workspaces; `options` go to `Workspace.create` (repo_mirror, guard, ...).
+
+    Its `env_key` names the test environment it makes, so that factories with the same
+    settings share the base-commit check (`base_check`)."""
 
     def factory(instance: Instance) -> AbstractContextManager[TaskWorkspace]:
         return Workspace.create(instance, **options)
 
+    factory.env_key = ("local", repr(sorted((k, options[k]) for k in _ENV_OPTIONS if k in options)))  # type: ignore[attr-defined]
     return factory
+
+
+def default_python(workspace: TaskWorkspace) -> str:
+    """The interpreter that runs the tests in `workspace`: its own `python` attribute
+    (the harness's interpreter locally, ``python`` in a SWE-bench image), else ``python``."""
+    return str(getattr(workspace, "python", None) or "python")
 
 
 # --------------------------------------------------------------------------- pytest output
@@ -118,6 +164,8 @@ class TestRun:
     returncode: int | None
     timed_out: bool
     duration_s: float
+    exception: str | None = None
+    """Why the test command could not start at all (then returncode is None)."""
 
 
 def run_tests(
@@ -125,19 +173,51 @@ def run_tests(
     test_ids: Sequence[str],
     *,
     timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
-    python: str = "python",
+    python: str | None = None,
 ) -> TestRun:
     """Run the test files of `test_ids` in `workspace` and report each id's status."""
     if not test_ids:
         return TestRun({}, "", 0, False, 0.0)
+    python = python or default_python(workspace)
     result = workspace.run(
         pytest_command(test_ids, python=python), timeout_s=timeout_s, max_output_bytes=GRADE_OUTPUT_BYTES
     )
     found = parse_pytest_summary(result["output"], test_ids)
     statuses = {tid: found.get(tid, "MISSING") for tid in test_ids}
     return TestRun(
-        statuses, result["output"], result["returncode"], result["timed_out"], result["duration_s"]
+        statuses,
+        result["output"],
+        result["returncode"],
+        result["timed_out"],
+        result["duration_s"],
+        result.get("exception"),
     )
+
+
+_NO_PYTEST = re.compile(r"No module named '?pytest'?(?![\w.])")
+
+
+def _last_lines(text: str, lines: int = 3, limit: int = 400) -> str:
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    joined = " | ".join(kept)
+    return joined if len(joined) <= limit else "..." + joined[-limit:]
+
+
+def runner_problem(run: TestRun, python: str) -> str | None:
+    """Why the test runner itself did not run (no interpreter, no pytest), or None.
+
+    Only when no requested test reported a status: a test's own output may well
+    mention a missing module.
+    """
+    if any(status != "MISSING" for status in run.statuses.values()):
+        return None
+    if run.exception:
+        return f"the test command could not start: {run.exception}"
+    if _NO_PYTEST.search(run.output):
+        return f"the test runner is missing: {python} has no pytest ({_last_lines(run.output, 1)})"
+    if run.returncode in (126, 127):
+        return f"the test runner cannot start ({python}): {_last_lines(run.output, 2)}"
+    return None
 
 
 # --------------------------------------------------------------------------- grading
@@ -150,7 +230,9 @@ class GradeResult:
     instance_id: str
     resolved: bool
     status: str
-    """resolved | unresolved | patch_failed | test_patch_failed | timeout | error"""
+    """resolved | unresolved | env_error | patch_failed | test_patch_failed | timeout | error.
+    env_error: the environment cannot run the tests (no test runner, or PASS_TO_PASS fail at
+    base_commit without the model patch): the patch's verdict is unknown."""
     reason: str = ""
     """Why it is not resolved, in one line (empty when resolved)."""
     patch_applied: bool = False
@@ -163,6 +245,9 @@ class GradeResult:
     duration_s: float = 0.0
     test_output: str = ""
     """The tail of pytest's output (for debugging a verdict)."""
+    base_pass_to_pass: dict[str, str] = field(default_factory=dict)
+    """PASS_TO_PASS statuses at base_commit without the model patch (empty when not checked:
+    the verdict is resolved, or every PASS_TO_PASS test passed with the patch)."""
 
     @property
     def fail_to_pass_passed(self) -> int:
@@ -212,17 +297,112 @@ def _tail(text: str, limit: int = 20_000) -> str:
     return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
+# --------------------------------------------------------------------------- the base-commit check
+
+
+@dataclass(frozen=True)
+class BaseCheck:
+    """PASS_TO_PASS at base_commit with the test patch applied and no model patch."""
+
+    instance_id: str
+    statuses: dict[str, str]
+    problem: str
+    """Empty when every PASS_TO_PASS test passes; else why the environment cannot run them."""
+    output: str = ""
+    """The tail of pytest's output."""
+
+
+_BASE_CHECKS: dict[Hashable, BaseCheck] = {}
+_BASE_LOCKS: dict[Hashable, threading.Lock] = {}
+_BASE_LOCKS_GUARD = threading.Lock()
+
+
+def _base_key(instance: Instance, factory: WorkspaceFactory, python: str, timeout_s: float) -> Hashable:
+    digest = hashlib.sha256(instance.test_patch.encode("utf-8")).hexdigest()
+    env_key = getattr(factory, "env_key", factory)
+    return (
+        instance.instance_id,
+        instance.base_commit,
+        digest,
+        tuple(instance.pass_to_pass),
+        env_key,
+        python,
+        timeout_s,
+    )
+
+
+def base_check(
+    instance: Instance,
+    workspace_factory: WorkspaceFactory | None = None,
+    *,
+    python: str | None = None,
+    timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
+) -> BaseCheck:
+    """Run PASS_TO_PASS at base_commit with the test patch but without a model patch, once per
+    instance, environment and process (concurrent graders of one instance wait for one run).
+
+    Raises like `grade`'s workspace (AmpbenchError, OSError); a failure is not cached.
+    """
+    factory = workspace_factory or local_workspaces()
+    key = _base_key(instance, factory, python or "", timeout_s)
+    with _BASE_LOCKS_GUARD:
+        lock = _BASE_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        cached = _BASE_CHECKS.get(key)
+        if cached is not None:
+            return cached
+        check = _run_base_check(instance, factory, python=python, timeout_s=timeout_s)
+        _BASE_CHECKS[key] = check
+        return check
+
+
+def _run_base_check(
+    instance: Instance, factory: WorkspaceFactory, *, python: str | None, timeout_s: float
+) -> BaseCheck:
+    tests = list(instance.pass_to_pass)
+    if not tests:
+        return BaseCheck(instance.instance_id, {}, "")
+    with factory(instance) as ws:
+        try:
+            ws.checkout_base(patch_paths(instance.test_patch))
+            ws.apply(instance.test_patch)
+        except PatchError as exc:
+            return BaseCheck(instance.instance_id, {}, f"test patch does not apply at base_commit: {exc}")
+        python = python or default_python(ws)
+        run = run_tests(ws, tests, timeout_s=timeout_s, python=python)
+    output = _tail(run.output)
+    problem = runner_problem(run, python)
+    if problem is None and run.timed_out:
+        problem = (
+            f"PASS_TO_PASS tests time out at base_commit without the model patch (after {timeout_s:g} s): "
+            "this environment cannot run the instance's tests"
+        )
+    if problem is None:
+        failing = [t for t in tests if run.statuses[t] not in PASSING]
+        if failing:
+            shown = ", ".join(f"{t} {run.statuses[t]}" for t in failing[:3])
+            more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+            problem = (
+                f"PASS_TO_PASS tests fail at base_commit without the model patch, so this environment "
+                f"cannot run the instance's tests (missing or broken dependencies?): {len(failing)}/"
+                f"{len(tests)} ({shown}{more}); output ends: {_last_lines(run.output)}"
+            )
+    return BaseCheck(instance.instance_id, dict(run.statuses), problem or "", output)
+
+
 def grade(
     instance: Instance,
     model_patch: str | None,
     workspace_factory: WorkspaceFactory | None = None,
     *,
     timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
-    python: str = "python",
+    python: str | None = None,
 ) -> GradeResult:
     """Grade `model_patch` on `instance` (see the module doc). Never raises for a
     bad patch or failing tests: those are results. A workspace that cannot be
-    made (repo not found, Docker missing) gives status 'error' with the reason."""
+    made (repo not found, Docker missing) gives status 'error' with the reason;
+    an environment that cannot run the tests gives 'env_error'. `python` runs
+    pytest (default: the workspace's, see `default_python`)."""
     factory = workspace_factory or local_workspaces()
     started = time.monotonic()
     patch = model_patch or ""
@@ -246,6 +426,7 @@ def grade(
             except PatchError as exc:
                 result.status, result.reason = "test_patch_failed", f"test patch does not apply: {exc}"
                 return done()
+            python = python or default_python(ws)
             run = run_tests(ws, instance.test_ids, timeout_s=timeout_s, python=python)
     except (AmpbenchError, OSError) as exc:
         result.status, result.reason = (
@@ -259,6 +440,10 @@ def grade(
     result.timed_out = run.timed_out
     result.test_returncode = run.returncode
     result.test_output = _tail(run.output)
+    problem = runner_problem(run, python)
+    if problem is not None:
+        result.status, result.reason = ENV_ERROR, problem
+        return done()
     failing_f2p = [t for t, s in result.fail_to_pass.items() if s not in PASSING]
     failing_p2p = [t for t, s in result.pass_to_pass.items() if s not in PASSING]
     result.resolved = not failing_f2p and not failing_p2p and not run.timed_out
@@ -267,6 +452,20 @@ def grade(
     elif run.timed_out:
         result.status, result.reason = "timeout", f"tests timed out after {timeout_s:g} s"
     else:
+        # Failing PASS_TO_PASS tests are the patch's fault only if they pass without it.
+        if failing_p2p:
+            try:
+                base = base_check(instance, factory, python=python, timeout_s=timeout_s)
+            except (AmpbenchError, OSError) as exc:
+                result.status = "error"
+                result.reason = "base_commit check: " + (
+                    f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
+                )
+                return done()
+            result.base_pass_to_pass = dict(base.statuses)
+            if base.problem:
+                result.status, result.reason = ENV_ERROR, base.problem
+                return done()
         result.status = "unresolved"
         parts = []
         if failing_f2p:
@@ -340,15 +539,21 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "ENV_ERROR",
+    "GRADE_STATUSES",
     "PASSING",
+    "BaseCheck",
     "GradeResult",
     "TestRun",
     "WorkspaceError",
+    "base_check",
+    "default_python",
     "grade",
     "local_workspaces",
     "parse_pytest_summary",
     "pytest_command",
     "read_predictions",
     "run_tests",
+    "runner_problem",
     "write_predictions",
 ]

@@ -82,6 +82,14 @@ def _optional_number(value: Any, name: str) -> float | None:
     return float(value)
 
 
+def _docker_grading_workspace(instance: Instance) -> DockerWorkspace:
+    return DockerWorkspace.create(instance)
+
+
+# Every grading container of an instance is the same environment (for grading.base_check).
+_docker_grading_workspace.env_key = ("docker",)  # type: ignore[attr-defined]
+
+
 class SweSuite:
     """Suite adapter for `--suite swe`."""
 
@@ -124,6 +132,7 @@ class SweSuite:
         if backend == "docker" and not docker_engine_available():
             raise UserError(NO_DOCKER_MESSAGE)
         self.scaffold_name = scaffold
+        self.variant = {"scaffold": scaffold}
         self.backend = backend
         self.repo_mirror = str(repo_mirror) if repo_mirror is not None else None
         self.network = network
@@ -263,7 +272,7 @@ class SweSuite:
 
     def _grading_workspaces(self) -> grading.WorkspaceFactory:
         if self.backend == "docker":
-            return lambda instance: DockerWorkspace.create(instance)
+            return _docker_grading_workspace
         return grading.local_workspaces(
             repo_mirror=self.repo_mirror,
             network=self.network,
@@ -297,7 +306,7 @@ class SweSuite:
         instance = self.instances[task.id]
         if not isinstance(env, SweEnvironment) or env.workspace is None:
             reason = getattr(env, "error", None) or "no workspace"
-            details.update(resolved=False, grade_status="error", grade_reason=reason, patch_bytes=0)
+            details.update(resolved=None, grade_status="error", grade_reason=reason, patch_bytes=0)
             return Grade(score=None, details=details, artifacts={"model_patch": ""})
         try:
             patch = await env.model_patch()
@@ -314,8 +323,11 @@ class SweSuite:
             self._grading_workspaces(),
             timeout_s=self.grade_timeout_s,
         )
+        # A verdict needs tests that could run: env_error (and error) leave the score and
+        # `resolved` unknown (empty), never 0, and grade_status / grade_reason say why.
+        known = result.status not in (grading.ENV_ERROR, "error")
         details.update(
-            resolved=result.resolved,
+            resolved=result.resolved if known else None,
             grade_status=result.status,
             grade_reason=result.reason or None,
             patch_bytes=len(patch.encode("utf-8")),
@@ -324,7 +336,8 @@ class SweSuite:
             p2p_passed=result.pass_to_pass_passed,
             p2p_total=len(instance.pass_to_pass),
         )
-        return Grade(score=1.0 if result.resolved else 0.0, details=details, artifacts={"model_patch": patch})
+        score = (1.0 if result.resolved else 0.0) if known else None
+        return Grade(score=score, details=details, artifacts={"model_patch": patch})
 
     def write_artifacts(self, run_dir: Path, task: Task, model: str, repeat: int, grade: Grade) -> None:
         """Append the task run's prediction to preds.jsonl (SWE-bench's predictions format)."""

@@ -42,6 +42,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -537,6 +538,9 @@ class Workspace(_GitCheckout):
         self.scratch = self.root / ".ampbench"
         self.repo_path = os.fspath(self.repo_dir)
         self._scratch_path = os.fspath(self.scratch)
+        self.python = sys.executable
+        """The interpreter that grades: the harness's own, which has pytest (a dependency of
+        ampbench); its directory is also first on the PATH of agent commands."""
         self.backend = LocalBackend(
             self.root,
             cwd=self.repo_dir,
@@ -668,6 +672,8 @@ class DockerWorkspace(_GitCheckout):
         self.backend = backend
         self.repo_path = repo_path
         self._scratch_path = "/tmp/.ampbench"
+        self.python = "python"
+        """The image's interpreter (its conda environment is activated for every command)."""
         made = backend.exec_argv(["mkdir", "-p", self._scratch_path], timeout_s=60)
         if not made.ok:
             raise WorkspaceError(f"docker workspace: {made.error_line()}")

@@ -1,4 +1,9 @@
-"""Simulated SWE agents: they act over the swe suite's real tools on the bundled mini suite.
+"""Simulated SWE agents for `harness.sim`: they act over the swe suite's real tools on the bundled mini suite.
+
+The simulator finds them by name (`sim:swe-oracle` and so on) through its
+profile registry, which imports this module on first lookup
+(`harness.sim.profiles.PROFILE_PLUGINS`): they live with the suite they know,
+and the harness never imports a suite at import time.
 
 Each profile recognises the instance by finding its problem statement in the
 first user message (against `suites.swe.instances.bundled_instances`), builds
@@ -35,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.sim.profiles import register
 from harness.sim.view import Reply, ReplyCall, View
+from suites.swe.instances import bundled_instances, bundled_project_dir
 
 __all__ = ["SUBMIT_SENTINEL", "SweExplorer", "SweFlailer", "SweOracle", "parse_patch", "plan_length"]
 
@@ -182,8 +187,6 @@ def editor_steps(change: FileChange, original: str | None) -> list[Action]:
 @functools.cache
 def _bundled() -> tuple[tuple[str, str, str, Path | None], ...]:
     """(problem statement, instance id, gold patch, project dir) of the bundled instances."""
-    from suites.swe.instances import bundled_instances, bundled_project_dir
-
     return tuple(
         (inst.problem_statement.strip(), inst.instance_id, inst.patch, bundled_project_dir(inst.instance_id))
         for inst in bundled_instances()
@@ -555,6 +558,3 @@ SweFlailer = _SweProfile(
     "swe-flailer",
     "swe suite: one unreadable response, a plausible but wrong edit, a failing edit, tests, submits unresolved",
 )
-
-for _profile in (SweOracle, SweExplorer, SweFlailer):
-    register(_profile)

@@ -1,6 +1,6 @@
-"""Low-level pieces the three provider modules share: SSE framing, error bodies, SDK plumbing.
+"""What the three wire formats share: SSE framing, error bodies, token counts, the model target.
 
-Kept apart from the provider modules so that each of them holds exactly one
+Kept apart from the format modules so that each of them holds exactly one
 parser of its own format and none re-implements event-stream framing.
 """
 
@@ -9,9 +9,31 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 _SSE_STARTS = (b"event:", b"data:", b":", b"id:", b"retry:")
+
+
+class ModelTarget(Protocol):
+    """What a request builder needs to know of the model it addresses.
+
+    `harness.clients.ModelSpec` is one; the wire formats never import the clients.
+    """
+
+    @property
+    def model(self) -> str:
+        """The model name sent to the provider."""
+        ...
+
+    @property
+    def provider(self) -> str:
+        """Provider name (`openai`, `compat`, ...); the Chat Completions dialect depends on it."""
+        ...
+
+    @property
+    def empty_content_for_tool_calls(self) -> bool:
+        """Send `content: ""` instead of null beside tool calls."""
+        ...
 
 
 @dataclass(frozen=True)
