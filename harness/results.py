@@ -241,7 +241,10 @@ def cut_torn_tail(path: Path) -> int:
 def _read_text(path: Path) -> str:
     """A result file's text; one clear UserError for anything that is not a readable UTF-8 file."""
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
+        if "\x00" in text:
+            raise UserError(f"{path} holds binary data (NUL bytes), not ampbench results")
+        return text
     except FileNotFoundError:
         raise
     except IsADirectoryError:
@@ -300,6 +303,8 @@ def read_tasks(path: Path, warnings: list[str] | None = None) -> list[dict[str, 
         text = _read_text(path)
     except FileNotFoundError:
         return []
+    if text and "\n" not in text:
+        raise UserError(f"{path} has no complete header line; is it a tasks.csv of ampbench?")
     torn = len(text) - (text.rfind("\n") + 1)
     if torn and warnings is not None:
         warnings.append(f"{path.name}: a torn last row ({torn} bytes, a crash mid-write) was left out")

@@ -30,7 +30,7 @@ from harness.errors import AmpbenchError, Interrupted, UserError
 from harness.loop import TaskOutcome, run_task
 from harness.records import Exchange, summarise
 from harness.redact import Scrubber
-from harness.results import RunWriter, completed_keys, git_sha, load, read_manifest, versions
+from harness.results import RunData, RunWriter, completed_keys, git_sha, load, read_manifest, versions
 from harness.tasks import Grade, Suite, Task
 
 TaskKey = tuple[str, str, int]
@@ -215,6 +215,8 @@ class Runner:
         self.show_progress = progress
         self.store: CassetteStore | None = None
         self._sim: Any = None
+        self.data: RunData | None = None
+        """The finished run as loaded for summary.md (None until `run` completes)."""
 
     def prepare(self) -> tuple[Suite, list[Task], list[ModelSpec], ModelSpec | None]:
         """Validate everything before a directory is created: bad input leaves nothing behind."""
@@ -293,7 +295,8 @@ class Runner:
         config = self.config
         if self.resume_dir is not None:
             run_dir = self.resume_dir
-            run_id = read_manifest(run_dir)["run_id"]
+            run_id = str(read_manifest(run_dir).get("run_id") or run_dir.name)
+            completed_keys(run_dir)  # a damaged tasks.csv stops here, before anything is written
         else:
             run_id = config.run_id or new_run_id(config.suite)
             config.run_id = run_id
@@ -376,7 +379,12 @@ class Runner:
                 self._sim.stop()
         from harness.report import summary_markdown
 
-        writer.finish("complete", summarize=lambda d: summary_markdown(load(d)))
+        def summarize(directory: Path) -> str:
+            # Loaded once, after the final manifest is written: summary.md and the CLI share it.
+            self.data = load(directory)
+            return summary_markdown(self.data)
+
+        writer.finish("complete", summarize=summarize)
         return run_dir
 
     async def _run_all(

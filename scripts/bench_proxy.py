@@ -8,13 +8,15 @@ and prints median and p90 of each, plus what the proxy adds.
 
 Measured with httpx2 on one keep-alive connection per path, so the figures
 are the proxy's own cost (parse, forward, relay, parse the response, write
-the row), not connection setup.
+the row), not connection setup. The load average before and after is
+printed too: figures taken on a busy machine are not comparable.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -68,6 +70,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     with SimServer() as sim, tempfile.TemporaryDirectory() as tmp:
         proxy = ProxyThread(ProxyConfig(upstream=sim.url, out=Path(tmp) / "run")).start()
         samples: dict[str, dict[str, list[float]]] = {
@@ -95,6 +98,7 @@ def main() -> None:
         if rows != expected:
             raise SystemExit(f"the proxy wrote {rows} exchange rows, expected {expected}")
 
+    load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     figures = {}
     for metric, label in (
         ("json_total", "JSON response, request to last byte"),
@@ -113,9 +117,12 @@ def main() -> None:
             "added_p90_ms": round(p_p90 - d_p90, 3),
         }
     if args.json:
-        print(json.dumps({"n": args.n, "figures": figures}, indent=2))
+        print(json.dumps({"n": args.n, "load_1min": load, "figures": figures}, indent=2))
         return
-    print(f"ampbench proxy overhead, {args.n} requests per mode, simulator on loopback (ms)")
+    print(
+        f"ampbench proxy overhead, {args.n} requests per mode, simulator on loopback (ms); "
+        f"1-minute load average {load['before']} before, {load['after']} after"
+    )
     print(f"{'':40} {'direct':>16} {'proxy':>16} {'added':>16}")
     print(f"{'':40} {'median':>7} {'p90':>8} {'median':>7} {'p90':>8} {'median':>7} {'p90':>8}")
     for f in figures.values():

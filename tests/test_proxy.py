@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import anthropic
+import h11
 import httpx2
 import openai
 import pytest
@@ -33,7 +34,7 @@ import pytest
 from harness.errors import UserError
 from harness.proxy import ProxyConfig, ProxyThread
 from harness.proxy.attribution import Attributor, key_hash, read_request
-from harness.proxy.upstream import resolve
+from harness.proxy.upstream import Refused, Route, resolve
 from harness.results import load
 from harness.sim import SimServer
 from tests.conftest import ampbench
@@ -721,6 +722,220 @@ def test_retries_and_timeouts_are_exchanges_an_unreachable_upstream_is_not(start
     assert (manifest["exchanges"], manifest["unsent_attempts"]) == (0, 2)
 
 
+# --- request targets: only /path?query, only to the upstream ------------------------------------
+
+
+class _Bystander:
+    """A loopback listener the proxy must never reach: counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def bystander() -> Iterator[_Bystander]:
+    listener = _Bystander()
+    yield listener
+    listener.close()
+
+
+def raw_exchange(url: str, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (HTTP clients never send odd request targets) and read the answer to EOF.
+
+    Fails unless a whole response arrived and the proxy closed the connection after it.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, sep, body = received.partition(b"\r\n\r\n")
+    assert sep, f"no response, the connection was dropped: {received!r}"
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    assert len(body) == int(headers["content-length"]), received
+    return int(status_line.split()[1]), headers, body
+
+
+ODD_TARGETS = {
+    # With a numeric-port upstream, the URL http://127.0.0.1:P@127.0.0.1:Q/internal reached port Q.
+    "at-host": "POST @127.0.0.1:{port}/internal HTTP/1.1",
+    # With https://api.anthropic.com it named api.anthropic.com.evil.example; here, an InvalidURL
+    # traceback and a dropped connection.
+    "dot-host": "POST .evil.example/v1/messages HTTP/1.1",
+    "absolute-form": "GET http://127.0.0.1:{port}/x HTTP/1.1",
+    "connect": "CONNECT 127.0.0.1:{port} HTTP/1.1",
+    "asterisk": "OPTIONS * HTTP/1.1",
+    "double-slash": "GET //127.0.0.1:{port}/internal HTTP/1.1",
+    "backslash": "GET /\\127.0.0.1:{port}/internal HTTP/1.1",
+    "empty": "GET  HTTP/1.1",
+}
+
+
+@pytest.mark.parametrize("line", list(ODD_TARGETS.values()), ids=list(ODD_TARGETS))
+def test_odd_request_targets_get_a_400_and_reach_nothing(
+    line: str, sim: SimServer, start_proxy: Any, bystander: _Bystander
+) -> None:
+    refusals: list[str] = []
+    proxy = start_proxy(upstream=sim.url, on_refused=refusals.append)
+    body = json.dumps({"model": "terse", "max_tokens": 10, "messages": MESSAGES}).encode()
+    request = (
+        f"{line.format(port=bystander.port)}\r\nHost: 127.0.0.1:{bystander.port}\r\nx-api-key: {KEY}\r\n"
+        f"anthropic-version: 2023-06-01\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    status, headers, answer = raw_exchange(proxy.url, request)
+    assert status == 400 and headers["connection"] == "close"
+    error = json.loads(answer)
+    message = error["error"]["message"]
+    assert message.startswith("ampbench proxy: refused: ") and "\n" not in message, message
+    assert KEY not in message
+    assert refusals == [message.removeprefix("ampbench proxy: refused: ")]
+
+    # The proxy keeps serving: the next request is forwarded as usual.
+    a = anthropic.Anthropic(base_url=proxy.url, api_key=KEY, max_retries=0)
+    assert a.messages.create(model="terse", max_tokens=10, messages=MESSAGES).stop_reason == "end_turn"
+    stats = httpx2.get(proxy.url + "/_ampbench/stats", timeout=10).json()
+    assert (stats["exchanges"], stats["refused"]) == (1, 1)
+    run_dir = proxy.stop()
+
+    assert bystander.accepted == 0  # nothing reached the other listener
+    assert sim.stats()["requests"] == 1  # nor the upstream: only the good request did
+    rows = exchange_rows(run_dir)
+    assert [(r["method"], r["endpoint"], r["status"]) for r in rows] == [("POST", "/v1/messages", 200)]
+    (task,) = task_rows(run_dir)
+    assert task["exchanges"] == "1"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["exchanges"], manifest["refused_requests"]) == (1, 1)
+    assert manifest["refused_examples"] == refusals
+
+
+def test_upstream_urls_keep_the_configured_host() -> None:
+    route = resolve("https://api.anthropic.com").anthropic
+    # What pasting the target onto the base URL used to build: another host.
+    assert httpx2.URL("https://api.anthropic.com" + ".evil.example/v1/messages").host == (
+        "api.anthropic.com.evil.example"
+    )
+    with pytest.raises(Refused, match=r"'\.evil\.example/v1/messages' is not origin-form"):
+        route.url_for(".evil.example/v1/messages")
+    refused = {
+        "@127.0.0.1:9/internal": "not origin-form",
+        "http://127.0.0.1:9/x": "absolute-form",
+        "127.0.0.1:9": "authority-form",
+        "*": "asterisk-form",
+        "": "empty",
+        "//127.0.0.1:9/x": "starts with an authority",
+        "/\\127.0.0.1:9/x": "starts with an authority",
+        "/v1/x#frag": "holds '#'",
+        "/v1/a b": "holds ' '",
+        "/v1/caf\u00e9": "holds",
+    }
+    for target, why in refused.items():
+        with pytest.raises(Refused, match=why):
+            route.url_for(target)
+    # An origin-form target only ever becomes the path and query on the configured scheme, host and port.
+    assert str(route.url_for("/v1/messages?beta=true")) == "https://api.anthropic.com/v1/messages?beta=true"
+    for target in ("/@127.0.0.1:9/x", "/v1/x@127.0.0.1:9?next=http://127.0.0.1:9/", "/:9/x", "/%2F%2Fevil/x"):
+        url = route.url_for(target)
+        assert (url.scheme, url.host, url.port) == ("https", "api.anthropic.com", None), target
+        assert url.raw_path == target.encode()
+    # A base URL's path is kept, and the /v1 the SDKs add is not doubled.
+    openai_route = resolve("auto", env={}).openai
+    assert str(openai_route.url_for("/v1/chat/completions")) == "https://api.openai.com/v1/chat/completions"
+    local = resolve("http://127.0.0.1:8080/prefix/v1").openai
+    assert str(local.url_for("/v1/models?limit=2")) == "http://127.0.0.1:8080/prefix/v1/models?limit=2"
+    assert str(Route("http://127.0.0.1:8080").url_for("/")) == "http://127.0.0.1:8080/"
+
+
+def _h11_response(sock: socket.socket, conn: h11.Connection) -> tuple[int, bytes]:
+    status, body = 0, b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(sock.recv(65536))
+        elif isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            return status, body
+
+
+def test_one_connection_carries_chunked_bodies_100_continue_and_head(
+    sim: SimServer, start_proxy: Any
+) -> None:
+    proxy = start_proxy(upstream=sim.url)
+    body = json.dumps({"model": "terse", "max_tokens": 10, "messages": MESSAGES}).encode()
+    host = proxy.url.removeprefix("http://")
+    api = [("Host", host), ("x-api-key", KEY), ("anthropic-version", "2023-06-01")]
+    client = h11.Connection(h11.CLIENT)
+    with socket.create_connection(("127.0.0.1", proxy.proxy.port), timeout=10) as sock:
+        # A chunked request body, sent in two chunks.
+        head = h11.Request(
+            method="POST", target="/v1/messages", headers=[*api, ("Transfer-Encoding", "chunked")]
+        )
+        sock.sendall(client.send(head) + client.send(h11.Data(data=body[:20])))
+        sock.sendall(client.send(h11.Data(data=body[20:])) + client.send(h11.EndOfMessage()))
+        status, reply = _h11_response(sock, client)
+        assert status == 200 and json.loads(reply)["stop_reason"] == "end_turn"
+        client.start_next_cycle()
+        # Expect: 100-continue: the body goes only once the proxy said so.
+        head = h11.Request(
+            method="POST",
+            target="/v1/messages",
+            headers=[*api, ("Content-Length", str(len(body))), ("Expect", "100-continue")],
+        )
+        sock.sendall(client.send(head))
+        assert client.next_event() is h11.NEED_DATA
+        client.receive_data(sock.recv(65536))
+        informational = client.next_event()
+        assert isinstance(informational, h11.InformationalResponse) and informational.status_code == 100
+        sock.sendall(client.send(h11.Data(data=body)) + client.send(h11.EndOfMessage()))
+        assert _h11_response(sock, client)[0] == 200
+        client.start_next_cycle()
+        # HEAD: the upstream's headers, no body, and the connection stays usable.
+        sock.sendall(client.send(h11.Request(method="HEAD", target="/", headers=[("Host", host)])))
+        sock.sendall(client.send(h11.EndOfMessage()))
+        assert _h11_response(sock, client) == (501, b"")
+        client.start_next_cycle()
+        sock.sendall(
+            client.send(h11.Request(method="GET", target="/_ampbench/stats", headers=[("Host", host)]))
+        )
+        sock.sendall(client.send(h11.EndOfMessage()))
+        status, stats = _h11_response(sock, client)
+        assert status == 200 and json.loads(stats)["exchanges"] == 3
+    rows = exchange_rows(proxy.stop())
+    assert [(r["method"], r["status"], r["request_bytes"]) for r in rows] == [
+        ("POST", 200, len(body)),
+        ("POST", 200, len(body)),
+        ("HEAD", 501, 0),
+    ]
+    assert sim.stats()["requests"] == 2  # the simulator answers HEAD 501 without counting it
+
+
 # --- record and replay --------------------------------------------------------------------------
 
 
@@ -908,11 +1123,15 @@ def test_proxy_command_serves_until_interrupted(tmp_path: Path) -> None:
         reply = a.messages.create(model="terse", max_tokens=100, messages=messages, tools=ANTHROPIC_TOOLS)
         assert reply.stop_reason == "tool_use"
         assert httpx2.get(url + "/_ampbench/stats").json()["exchanges"] == 1
+        status, _, _ = raw_exchange(url, b"GET @127.0.0.1:9/internal HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 400
     finally:
         server.send_signal(signal.SIGINT)
         rest = server.communicate(timeout=30)[1]
     assert server.returncode == 0, rest
     assert "/v1/messages terse 200" in rest and f"results: {out}" in rest.replace("\n", "")
+    assert "refused, not forwarded: GET request target '@127.0.0.1:9/internal'" in rest
+    assert "note: 1 requests refused" in rest
     (task,) = task_rows(out)
     assert (task["exchanges"], task["model_calls"], task["tool_calls"]) == ("1", "1", "1")
     assert json.loads((out / "manifest.json").read_text())["status"] == "complete"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,6 +172,10 @@ def check(
             problems.append(f"{rel}: no interactions")
     for problem in problems:
         console.print(f"[red]problem[/red] {problem}", highlight=False)
-    console.print(f"{len(files)} cassette files checked, {len(problems)} problem(s)")
     if problems:
+        print(
+            f"error: {len(problems)} problem(s) in {len(files)} cassette files (listed above)",
+            file=sys.stderr,
+        )
         raise typer.Exit(1)
+    console.print(f"{len(files)} cassette files checked, no problem")

@@ -42,20 +42,27 @@ def _print_table(run_dir: Path) -> None:
             "no exchanges reached the proxy: does the client read ANTHROPIC_BASE_URL / OPENAI_BASE_URL "
             "(or take a base URL option pointing at it)?"
         )
-        return
-    err.print(report.rich_table(data))
-    for row in report.summary_rows(data):
-        if row["tool_calls_by_name"]:
-            err.print(
-                f"tool calls of {row['model']}: "
-                + ", ".join(f"{k} {v}" for k, v in row["tool_calls_by_name"].items())
-            )
-    breakdown = session_breakdown(data.tasks)
-    if breakdown is not None:
-        err.print(breakdown)
+    else:
+        err.print(report.rich_table(data))
+        for row in report.summary_rows(data):
+            if row["tool_calls_by_name"]:
+                err.print(
+                    f"tool calls of {row['model']}: "
+                    + ", ".join(f"{k} {v}" for k, v in row["tool_calls_by_name"].items())
+                )
+        breakdown = session_breakdown(data.tasks)
+        if breakdown is not None:
+            err.print(breakdown)
     misses = data.manifest.get("cassette_misses")
     if misses:
         err.print(f"note: {misses} requests had no recording (see manifest.json cassette_miss_examples)")
+    refused = data.manifest.get("refused_requests")
+    if refused:
+        err.print(
+            f"note: {refused} requests refused with a 400 and sent nowhere (a request target other than "
+            "/path?query, or a malformed request): no exchanges (see manifest.json refused_examples)",
+            highlight=False,
+        )
 
 
 BREAKDOWN_ROWS = 20
@@ -123,6 +130,7 @@ def proxy_command(
         cassette_dir=cassette_dir,
         timeout_s=timeout,
         on_exchange=_echo if verbose else None,
+        on_refused=_echo_refused if verbose else None,
     )
     proxy = ProxyThread(config).start()
     p = proxy.proxy
@@ -154,6 +162,10 @@ def _echo(row: dict[str, object]) -> None:
         f"{row['latency_ms']:.0f} ms{extra}",
         highlight=False,
     )
+
+
+def _echo_refused(reason: str) -> None:
+    err.print(f"refused, not forwarded: {reason}", highlight=False, markup=False)
 
 
 def wrap_command(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -88,7 +88,12 @@ def run(
         manifest = read_manifest(resume)
         if manifest.get("kind") != "run":
             raise UserError(f"{resume} was not written by `ampbench run`; nothing to resume")
-        config = RunConfig(**manifest["config"])
+        try:
+            config = RunConfig(**manifest["config"])
+        except (KeyError, TypeError) as exc:
+            raise UserError(
+                f"{resume}/manifest.json has no usable run config ({exc}); it cannot be resumed"
+            ) from None
     else:
         if not suite:
             raise UserError("no suite given: pass --suite (available: snitch, swe)")
@@ -128,8 +133,9 @@ def run(
             sim_seed=sim_seed,
             sim_fault_kinds=sim_fault_kinds,
         )
-    run_dir = Runner(config, resume_dir=resume, progress=progress).run()
-    _print_report(run_dir)
+    runner = Runner(config, resume_dir=resume, progress=progress)
+    run_dir = runner.run()
+    _print_report(run_dir, data=runner.data)
     console.print(f"results: {run_dir}")
     _exit_if_errored([run_dir])
 
@@ -158,11 +164,11 @@ def _default_repeats(suite: str) -> int:
     return int(getattr(get_suite(suite), "default_repeats", 1))
 
 
-def _print_report(run_dir: Path, fmt: str = "table") -> None:
+def _print_report(run_dir: Path, fmt: str = "table", data: Any = None) -> None:
     from harness import report
     from harness.results import load
 
-    data = load(run_dir)
+    data = data if data is not None else load(run_dir)
     rows = report.summary_rows(data)
     if fmt == "json":
         print(

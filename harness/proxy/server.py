@@ -4,8 +4,8 @@
                                            |                     '-> CassetteTransport (record / replay)
                                            '-> exchanges.jsonl as each exchange completes
 
-The server side is asyncio streams with a small HTTP/1.1 reader
-(`harness.proxy.http`); the upstream side is `httpx2.AsyncClient` in
+The server side is asyncio streams with HTTP/1.1 parsed and framed by h11
+(`harness.proxy.connection`); the upstream side is `httpx2.AsyncClient` in
 streaming mode. Each body chunk is written to the client as soon as httpx2
 hands it over (`aiter_raw`: undecoded, so Content-Encoding passes through
 untouched and the client decodes), and a copy is kept to parse once the
@@ -20,6 +20,13 @@ provider's shape; those rows have `status` null (no response came from the
 provider) and `proxy_status` set. An attempt that provably never reached the
 upstream (`harness.ledger.reached_provider`: connection refused, DNS, connect
 timeout) keeps its row with `sent` false, and is no exchange, as in live runs.
+
+Only origin-form requests (`/path?query`) are forwarded, always to the
+configured upstream (`harness.proxy.upstream`). Any other request target
+(absolute-form, CONNECT's authority-form, `*`, `@host/x`, `//host/x`, ...) and
+any request h11 cannot read is refused: a 400 (431 for a head too large) with
+a one-line reason, the connection closed, nothing sent upstream, no row. The
+manifest counts them (`refused_requests`, with up to five `refused_examples`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import threading
@@ -38,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx2
 
 from harness import context
@@ -46,13 +55,20 @@ from harness.context import ExchangeContext
 from harness.errors import CassetteMiss, UserError
 from harness.ingest._common import Origin, tool_row
 from harness.ledger import _KEPT_HEADERS, SIMULATED_HEADER, decode_body, exchange_from_turn, reached_provider
-from harness.proxy import http
 from harness.proxy.attribution import (
     DEFAULT_SESSION_HEADERS,
     SESSION_HEADER,
     Attribution,
     Attributor,
     api_key,
+)
+from harness.proxy.connection import (
+    HOP_BY_HOP,
+    BadRequest,
+    ClientConnection,
+    ClientGone,
+    Request,
+    one_line,
 )
 from harness.proxy.sessions import (
     EXTRA_TASK_COLUMNS,
@@ -62,16 +78,20 @@ from harness.proxy.sessions import (
     session_models,
     task_rows,
 )
-from harness.proxy.upstream import Upstream, display, is_anthropic, resolve
+from harness.proxy.upstream import Refused, Route, Upstream, display, is_anthropic, origin_form, resolve
 from harness.records import is_sent
 from harness.redact import Scrubber
 from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, load, versions
 from harness.wire import parse_exchange
 
 CASSETTE_MODES = ("off", "record", "replay")
+_log = logging.getLogger(__name__)
 CONTROL_PREFIX = "/_ampbench/"
 # The simulator's own control paths (/_sim/stats, ...) are passed through but are no API traffic.
 SIM_CONTROL_PREFIX = "/_sim/"
+# With --cassettes replay there is no upstream: URLs only key the recordings.
+REPLAY_ROUTE = Route("http://replay.invalid")
+REFUSED_EXAMPLES = 5
 LIMITS = [
     "Tool calls are the calls models requested in responses that reached the client; "
     "the proxy does not see whether or how the client ran them.",
@@ -86,6 +106,9 @@ LIMITS = [
     "other generation requests (other models, other conversations such as titles or summaries), and "
     "requests that generate nothing (probes, model listings, count_tokens). A conversation is keyed by "
     "its first user message: a request that rewrites it (a compacted history) starts another one.",
+    "Requests the proxy refused (a request target other than /path?query, such as a forward-proxy or "
+    "CONNECT request, or a malformed request) were answered 400 by the proxy and sent nowhere: they "
+    "are no exchanges; refused_requests in the manifest counts them.",
 ]
 
 
@@ -117,6 +140,8 @@ class ProxyConfig:
     """Environment `auto` reads base URLs from; default os.environ."""
     on_exchange: Callable[[dict[str, Any]], None] | None = field(default=None, repr=False)
     """Called with each exchange row once it is written (from the proxy's thread)."""
+    on_refused: Callable[[str], None] | None = field(default=None, repr=False)
+    """Called with the one-line reason of each refused request (scrubbed; from the proxy's thread)."""
 
     def validate(self) -> None:
         if self.cassettes not in CASSETTE_MODES:
@@ -135,17 +160,15 @@ class ProxyConfig:
             raise UserError(f"{self.out} already exists and is not empty; choose another --out")
 
 
-def error_body(anthropic_shape: bool, kind: str, message: str) -> bytes:
+def error_body(anthropic_shape: bool, kind: str, message: str, *, client_error: bool = False) -> bytes:
     """A JSON error as the provider would word it, so SDKs raise their usual exception."""
     if anthropic_shape:
-        payload: dict[str, Any] = {"type": "error", "error": {"type": "api_error", "message": message}}
+        kind_a = "invalid_request_error" if client_error else "api_error"
+        payload: dict[str, Any] = {"type": "error", "error": {"type": kind_a, "message": message}}
     else:
-        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": kind}}
+        kind_o = "invalid_request_error" if client_error else "server_error"
+        payload = {"error": {"message": message, "type": kind_o, "param": None, "code": kind}}
     return json.dumps(payload).encode()
-
-
-class _ClientGone(Exception):
-    """Writing to the client failed: it closed the connection."""
 
 
 class CountingProxy:
@@ -164,6 +187,9 @@ class CountingProxy:
         self.rows: list[dict[str, Any]] = []
         self.tool_rows: list[dict[str, Any]] = []
         self.cassette_misses: list[str] = []
+        self.refused = 0
+        """Requests answered 400 and sent nowhere (not origin-form, or malformed): no exchanges."""
+        self.refused_examples: list[str] = []
         self.upstream: Upstream | None = None
         self.sim: Any = None
         self.port = config.port
@@ -171,7 +197,7 @@ class CountingProxy:
         self._store: CassetteStore | None = None
         self._client: httpx2.AsyncClient | None = None
         self._server: asyncio.Server | None = None
-        self._idle: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._idle: dict[asyncio.Task[Any], ClientConnection] = {}
         self._busy: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._drop_headers = frozenset({SESSION_HEADER})
@@ -220,7 +246,7 @@ class CountingProxy:
         self._client = httpx2.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
         try:
             self._server = await asyncio.start_server(
-                self._on_connection, "127.0.0.1", config.port, limit=http.MAX_HEAD_BYTES, start_serving=False
+                self._on_connection, "127.0.0.1", config.port, start_serving=False
             )
         except OSError as exc:
             raise UserError(
@@ -266,8 +292,8 @@ class CountingProxy:
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        for writer in list(self._idle.values()):
-            writer.close()
+        for conn in list(self._idle.values()):
+            conn.writer.close()
         if self._busy:
             _, pending = await asyncio.wait(set(self._busy), timeout=grace_s)
             for task in pending:
@@ -317,6 +343,8 @@ class CountingProxy:
             sessions=len(models),
             cassette_misses=len(self.cassette_misses),
             cassette_miss_examples=self.cassette_misses[:5],
+            refused_requests=self.refused,
+            refused_examples=self.refused_examples,
             sim_stats=sim_stats,
         )
         from harness.report import summary_markdown
@@ -328,41 +356,80 @@ class CountingProxy:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        conn = ClientConnection(reader, writer)
+        linger = False
         try:
             while not self._stopping:
-                self._idle[task] = writer
+                self._idle[task] = conn
                 try:
-                    request = await http.read_request(reader, writer)
-                except http.BadRequest as exc:
-                    body = json.dumps({"error": {"message": f"ampbench proxy: {exc}"}}).encode()
-                    head = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-                    writer.write(http.response_head(exc.status, "", [*head, ("Connection", "close")]) + body)
+                    request = await conn.read_head()
+                    if request is None:
+                        break
+                    try:
+                        request.path, request.query = origin_form(request.target)
+                        if request.method == "CONNECT":
+                            raise Refused(
+                                "request: this proxy opens no tunnels; only /path?query is forwarded"
+                            )
+                    except Refused as exc:
+                        # Before its body: a refused request is read no further, and reaches nothing.
+                        linger = await self._refuse(conn, 400, f"{request.method} {exc}", request)
+                        break
+                    request.body = await conn.read_body()
+                except BadRequest as exc:
+                    linger = await self._refuse(conn, exc.status, str(exc))
                     break
-                except (ConnectionError, OSError):
+                except ClientGone:
                     break
                 finally:
                     self._idle.pop(task, None)
-                if request is None:
-                    break
                 self._busy.add(task)
                 try:
-                    keep = await self._handle(request, reader, writer)
+                    keep = await self._handle(request, conn)
                 finally:
                     self._busy.discard(task)
-                if not keep or not request.keep_alive:
+                if not keep or not conn.next_cycle():
                     break
+        except Exception as exc:
+            # A bug, not a client's fault: say so in one line rather than drop the connection silently.
+            message = f"ampbench proxy: internal error ({type(exc).__name__}: {one_line(str(exc))})"
+            _log.exception(self.scrub(message))
+            if conn.can_answer:
+                body = error_body(False, "proxy_error", self.scrub(message))
+                with contextlib.suppress(Exception):
+                    await conn.answer(500, [("Content-Type", "application/json")], body, close=True)
         finally:
-            with contextlib.suppress(Exception):
-                writer.close()
+            if linger:
+                self._idle[task] = conn  # stop() ends the wait for the client to read the answer
+            try:
+                await conn.close(linger=linger)
+            finally:
+                self._idle.pop(task, None)
+
+    async def _refuse(
+        self, conn: ClientConnection, status: int, reason: str, request: Request | None = None
+    ) -> bool:
+        """Answer a request the proxy will not forward; count it. Never an exchange, never sent upstream."""
+        if request is not None:
+            self.scrub.add(api_key(request.lower))
+        reason = self.scrub(one_line(reason))
+        self.refused += 1
+        if len(self.refused_examples) < REFUSED_EXAMPLES:
+            self.refused_examples.append(reason)
+        if self.config.on_refused is not None:
+            self.config.on_refused(reason)
+        anthropic_shape = request is not None and is_anthropic(request.target, request.lower)
+        body = error_body(
+            anthropic_shape, "request_refused", f"ampbench proxy: refused: {reason}", client_error=True
+        )
+        return await conn.answer(status, [("Content-Type", "application/json")], body, close=True)
 
     # --- one exchange --------------------------------------------------------------------------
 
-    async def _handle(
-        self, request: http.Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
+    async def _handle(self, request: Request, conn: ClientConnection) -> bool:
         """Forward one request and stream its response back; False when the connection must close."""
         if request.path.startswith(CONTROL_PREFIX):
-            return await self._control(request, writer)
+            return await self._control(request, conn)
         assert self._client is not None
         lower = request.lower
         counted = not request.path.startswith(SIM_CONTROL_PREFIX)
@@ -374,9 +441,8 @@ class CountingProxy:
         key = api_key(lower)
         self.scrub.add(key)
         route = self.upstream.route(request.path, lower) if self.upstream is not None else None
-        url = (
-            route.url_for(request.path, request.query) if route else f"http://replay.invalid{request.target}"
-        )
+        # From the upstream's scheme, host and port and the origin-form target: never another host.
+        url = (route or REPLAY_ROUTE).url_for(request.target)
         has_content = "content-length" in lower or "transfer-encoding" in lower
         upstream_request = httpx2.Request(
             request.method,
@@ -406,21 +472,17 @@ class CountingProxy:
             self.cassette_misses.append(message)
             if attribution is not None:
                 self.attributor.finish(attribution, ok=False)
-            return await self._answer(
-                writer, 502, error_body(anthropic_shape, "cassette_miss", message), False
-            )
+            return await self._answer(conn, 502, error_body(anthropic_shape, "cassette_miss", message), False)
         except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
-            text = f"upstream {display(url)} unreachable ({type(exc).__name__}: {exc})".strip()
+            text = f"upstream {display(str(url))} unreachable ({type(exc).__name__}: {exc})".strip()
             record(status=None, error=text, proxy_status=502, sent=reached_provider(exc))
             return await self._answer(
-                writer, 502, error_body(anthropic_shape, "upstream_unreachable", text), True
+                conn, 502, error_body(anthropic_shape, "upstream_unreachable", text), True
             )
         except httpx2.TimeoutException as exc:
-            text = f"upstream {display(url)} timed out ({type(exc).__name__})"
+            text = f"upstream {display(str(url))} timed out ({type(exc).__name__})"
             record(status=None, error=text, proxy_status=504, sent=reached_provider(exc))
-            return await self._answer(
-                writer, 504, error_body(anthropic_shape, "upstream_timeout", text), True
-            )
+            return await self._answer(conn, 504, error_body(anthropic_shape, "upstream_timeout", text), True)
         except httpx2.TransportError as exc:
             # The upstream closed without a response: so does the proxy, and the client sees what it would.
             record(status=None, error=f"{type(exc).__name__}: {exc}".strip(), sent=reached_provider(exc))
@@ -428,11 +490,11 @@ class CountingProxy:
         except asyncio.CancelledError:
             record(status=None, error="cancelled: the proxy stopped")
             raise
-        return await self._relay(request, response, reader, writer, record)
+        return await self._relay(response, conn, record)
 
     def _recorder(
         self,
-        request: http.Request,
+        request: Request,
         attribution: Attribution | None,
         host: str,
         started: float,
@@ -538,42 +600,27 @@ class CountingProxy:
         return record
 
     async def _relay(
-        self,
-        request: http.Request,
-        response: httpx2.Response,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        record: Callable[..., None],
+        self, response: httpx2.Response, conn: ClientConnection, record: Callable[..., None]
     ) -> bool:
         """Stream the upstream response to the client chunk by chunk, then record it."""
         status = response.status_code
         connection_named = {
             t.strip().lower() for t in response.headers.get("connection", "").split(",") if t.strip()
         }
+        # Framing is h11's: the upstream's Content-Length when it sent one, else chunks as they come.
         headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
+            (k, v)
             for k, v in response.headers.raw
-            if k.decode("latin-1").lower() not in http.HOP_BY_HOP | connection_named
+            if k.decode("latin-1").lower() not in HOP_BY_HOP | connection_named
         ]
-        body_expected = http.has_body(request.method, status)
-        chunked = body_expected and "content-length" not in response.headers
-        if chunked:
-            headers.append(("Transfer-Encoding", "chunked"))
-        if not request.keep_alive:
-            headers.append(("Connection", "close"))
         chunks: list[bytes] = []
         ttfb: float | None = None
         upstream_error: str | None = None
         client_error: str | None = None
         try:
-            if reader.at_eof():
-                # HTTP clients never half-close: EOF means it gave up (its own timeout) while we waited.
-                raise _ClientGone("before the response")
-            try:
-                writer.write(http.response_head(status, response.reason_phrase, headers))
-                await writer.drain()
-            except (ConnectionError, OSError) as exc:
-                raise _ClientGone(str(exc)) from None
+            if conn.client_gone:
+                raise ClientGone("before the response")
+            await conn.send_head(status, response.reason_phrase, headers)
             stream = response.aiter_raw().__aiter__()
             while True:
                 try:
@@ -588,21 +635,16 @@ class CountingProxy:
                 if ttfb is None:
                     ttfb = time.perf_counter()
                 chunks.append(data)
-                try:
-                    writer.write(http.chunk(data) if chunked else data)
-                    await writer.drain()
-                except (ConnectionError, OSError) as exc:
-                    raise _ClientGone(str(exc)) from None
-            if upstream_error is None and chunked:
-                try:
-                    writer.write(http.LAST_CHUNK)
-                    await writer.drain()
-                except (ConnectionError, OSError) as exc:
-                    raise _ClientGone(str(exc)) from None
-            if reader.at_eof():
-                raise _ClientGone("during the response")
-        except _ClientGone as exc:
+                await conn.send_data(data)
+            if upstream_error is None:
+                await conn.end()
+            if conn.client_gone:
+                raise ClientGone("during the response")
+        except ClientGone as exc:
             client_error = f"client disconnected ({exc})" if str(exc) else "client disconnected"
+        except h11.LocalProtocolError as exc:
+            # A response HTTP/1.1 cannot carry as sent (a 1xx, a body longer than its Content-Length).
+            upstream_error = f"unrelayable upstream response: {one_line(str(exc))}"
         except asyncio.CancelledError:
             client_error = "cancelled: the proxy stopped"
             raise
@@ -619,20 +661,11 @@ class CountingProxy:
         # A broken upstream body is broken at the client too: close without finishing it.
         return upstream_error is None and client_error is None
 
-    async def _answer(self, writer: asyncio.StreamWriter, status: int, body: bytes, retry: bool) -> bool:
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("x-should-retry", "true" if retry else "false"),
-        ]
-        try:
-            writer.write(http.response_head(status, "", headers) + body)
-            await writer.drain()
-        except (ConnectionError, OSError):
-            return False
-        return True
+    async def _answer(self, conn: ClientConnection, status: int, body: bytes, retry: bool) -> bool:
+        headers = [("Content-Type", "application/json"), ("x-should-retry", "true" if retry else "false")]
+        return await conn.answer(status, headers, body)
 
-    async def _control(self, request: http.Request, writer: asyncio.StreamWriter) -> bool:
+    async def _control(self, request: Request, conn: ClientConnection) -> bool:
         if request.path.rstrip("/") == CONTROL_PREFIX + "stats":
             payload = {
                 "run_id": self.run_id,
@@ -641,18 +674,13 @@ class CountingProxy:
                 "sessions": len({(r["task_id"], r["repeat"]) for r in self.rows}),
                 "in_flight": len(self._busy) - 1,
                 "cassette_misses": len(self.cassette_misses),
+                "refused": self.refused,
             }
-            body = json.dumps(payload).encode()
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            writer.write(http.response_head(200, "", headers) + body)
+            status = 200
         else:
-            body = json.dumps(
-                {"error": f"unknown control path {request.path} (available: GET /_ampbench/stats)"}
-            ).encode()
-            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            writer.write(http.response_head(404, "", headers) + body)
-        with contextlib.suppress(ConnectionError, OSError):
-            await writer.drain()
+            payload = {"error": f"unknown control path {request.path} (available: GET /_ampbench/stats)"}
+            status = 404
+        await conn.answer(status, [("Content-Type", "application/json")], json.dumps(payload).encode())
         return True
 
 

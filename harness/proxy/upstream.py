@@ -1,16 +1,72 @@
-"""Where the proxy forwards a request: one upstream URL, the simulator, or the providers' own hosts."""
+"""Where the proxy forwards a request: one upstream URL, the simulator, or the providers' own hosts.
+
+Only an origin-form request target (RFC 9112 3.2.1: `/path?query`) is ever
+forwarded, and always to the configured upstream: the URL is built from the
+base URL's scheme, host and port with the target as its path and query, never
+by pasting strings together, so no target can name another host.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
+
+import httpx2
 
 from harness.errors import UserError
 
 ANTHROPIC_DEFAULT = "https://api.anthropic.com"
 OPENAI_DEFAULT = "https://api.openai.com/v1"
+
+
+class Refused(ValueError):
+    """A request target the proxy does not forward anywhere; the message is one line, for the 400."""
+
+
+_AUTHORITY = re.compile(r"[A-Za-z0-9._~\-\[\]:]+:[0-9]+")
+# A target needs no more than 80 characters to be recognised in a message; a query may hold secrets.
+_SHOWN = 80
+
+
+def shown_target(target: str) -> str:
+    """A request target as messages show it: without its query, cut short, quoted."""
+    head = target.split("?", 1)[0]
+    return repr(head[:_SHOWN] + ("…" if len(head) > _SHOWN else ""))
+
+
+def origin_form(target: str) -> tuple[str, str]:
+    """(path, query) of an origin-form target `/path?query`; `Refused` for every other form.
+
+    Refused: absolute-form (`http://host/x`, a forward-proxy request), authority-form
+    (`host:port`, CONNECT), asterisk-form (`*`), anything else not starting with `/`
+    (`@host/x`, `.evil.example/x`, empty), a path starting `//` or `/\\` (read as
+    an authority by URL parsers), and backslashes, fragments, spaces or non-ASCII.
+    """
+    if not target.startswith("/"):
+        if "://" in target:
+            kind = "absolute-form (this is a reverse proxy, not a forward proxy)"
+        elif target == "*":
+            kind = "asterisk-form"
+        elif _AUTHORITY.fullmatch(target):
+            kind = "authority-form (CONNECT: this proxy opens no tunnels)"
+        elif not target:
+            kind = "empty"
+        else:
+            kind = "not origin-form"
+        raise Refused(f"request target {shown_target(target)} is {kind}; only /path?query is forwarded")
+    if target.startswith(("//", "/\\")):
+        raise Refused(f"request target {shown_target(target)} starts with an authority; send /path?query")
+    bad = next((c for c in target if c in "\\#" or not " " < c < "\x7f"), None)
+    if bad is not None:
+        raise Refused(
+            f"request target {shown_target(target)} holds {bad!r}; send a percent-encoded /path?query"
+        )
+    path, _, query = target.partition("?")
+    return path, query
 
 
 @dataclass(frozen=True)
@@ -20,10 +76,21 @@ class Route:
     base: str
     strip: str = ""
 
-    def url_for(self, path: str, query: str) -> str:
+    @functools.cached_property
+    def _base(self) -> httpx2.URL:
+        return httpx2.URL(self.base)
+
+    def url_for(self, target: str) -> httpx2.URL:
+        """The upstream URL of an origin-form request target: the base's scheme, host and port, always."""
+        path, query = origin_form(target)
         if self.strip and (path == self.strip or path.startswith(self.strip + "/")):
             path = path[len(self.strip) :]
-        return self.base + path + (f"?{query}" if query else "")
+        base_path = self._base.raw_path.split(b"?", 1)[0].rstrip(b"/")
+        raw_path = (base_path + path.encode("ascii")) or b"/"
+        if query:
+            raw_path += b"?" + query.encode("ascii")
+        # Components, never a string to re-parse: the target can only become a path and a query.
+        return self._base.copy_with(raw_path=raw_path)
 
     @property
     def host(self) -> str:
