@@ -7,9 +7,11 @@ import json
 import socket
 from pathlib import Path
 
+import httpx2
+import pytest
 import yaml
 
-from harness.sim import SimServer
+from harness.ledger import CountingTransport, MemorySink
 from tests.conftest import ampbench
 
 
@@ -51,19 +53,33 @@ def test_nothing_listening_is_no_exchange_and_exits_1(tmp_path):
     assert again.returncode == 1 and "task runs errored" in again.stderr
 
 
-def test_attempts_cut_before_sending_match_the_simulators_count(tmp_path):
-    # A zero timeout fails every attempt while connecting: the simulator sees none of them.
-    with SimServer() as sim:
-        out = tmp_path / "run"
-        result = ampbench(
-            "run", "--suite", "snitch", "--model", f"compat:terse@{sim.url}/v1", "--repeats", "1",
-            "--max-attempts", "3", "--timeout", "0", "--out", str(out), "--no-progress",
-        )  # fmt: skip
-        received = sim.stats()["requests"]
-    assert result.returncode == 1
-    rows = _exchanges(out)
-    assert len(rows) == 3 * len(_tasks(out))
-    assert sum(int(t["exchanges"]) for t in _tasks(out)) == received == sum(r["sent"] for r in rows)
+@pytest.mark.parametrize(
+    ("exc", "sent"),
+    [
+        (httpx2.ConnectError("[Errno 111] Connection refused"), False),
+        (httpx2.ConnectTimeout("timed out while connecting"), False),
+        (httpx2.PoolTimeout("no free connection"), False),
+        (httpx2.ReadTimeout("timed out waiting for the answer"), True),
+        (httpx2.RemoteProtocolError("Server disconnected without sending a response."), True),
+        (httpx2.WriteError("broken pipe"), True),
+    ],
+)
+async def test_only_attempts_that_provably_never_left_are_unsent(exc, sent):
+    def fail(request: httpx2.Request) -> httpx2.Response:
+        raise exc
+
+    sink = MemorySink()
+    transport = CountingTransport(httpx2.MockTransport(fail), sink)
+    async with httpx2.AsyncClient(transport=transport) as client:
+        with pytest.raises(type(exc)):
+            await client.post("http://127.0.0.1:9/v1/chat/completions", json={"model": "m"})
+    [row] = sink.exchanges
+    assert row.sent is sent and row.status is None and type(exc).__name__ in row.error
+
+
+def test_timeouts_while_connecting_are_refused_up_front(tmp_path):
+    result = ampbench("run", "--suite", "snitch", "--model", "sim:terse", "--timeout", "0")
+    assert result.returncode == 2 and "--timeout must be a positive number" in result.stderr
 
 
 def test_a_cassette_miss_is_an_errored_task_run_and_exit_1(tmp_path):

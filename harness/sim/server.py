@@ -39,7 +39,6 @@ __all__ = ["REPEAT_HEADER", "SIMULATED_HEADER", "SimServer", "shared_server"]
 
 SIMULATED_HEADER = "x-ampbench-simulated"
 REPEAT_HEADER = "x-ampbench-repeat"
-RETRY_HEADER = "x-stainless-retry-count"
 
 _ANTHROPIC = AnthropicWire()
 _GENERATION: dict[str, Wire] = {
@@ -78,7 +77,7 @@ class _Stats:
         self.by_status: Counter[str] = Counter()
         self.by_model: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
-        # How often each (body, repeat) was seen: the attempt number when the client sends none.
+        # How often each (body, repeat) was seen: the attempt number of the next one.
         self.seen: Counter[bytes] = Counter()
 
     def arrive(self, path: str, model: str | None, body_key: bytes) -> int:
@@ -329,9 +328,9 @@ class SimServer:
         if self.on_request is not None:
             self.on_request(f"{method} {path} {model or ''}".rstrip())
 
-        attempt = _int_header(h, RETRY_HEADER)
-        if attempt is None:
-            attempt = seen_before
+        # The simulator counts attempts itself: a client that retries above its SDK restarts
+        # the SDK's retry header, and trusting it would replay the same fault forever.
+        attempt = seen_before
         request_id = "req_" + make_id(digest(body_key, str(attempt).encode()), "request-id", 24)
         anthropic_style = path.startswith("/v1/messages") or "anthropic-version" in h.headers
         headers = {SIMULATED_HEADER: "1", "request-id": request_id}

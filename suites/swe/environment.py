@@ -507,9 +507,15 @@ class SweEnvironment:
         return await asyncio.to_thread(self.workspace.diff)
 
     async def close(self) -> None:
+        """Kill the commands still running (a cancelled task run), remove the workspace."""
         workspace, self.workspace = self.workspace, None
         if workspace is None:
             return
+        # Right away, on the event loop: a command blocking a worker thread dies now instead of
+        # at its timeout, whether or not a thread is free for the rest of the closing.
+        abort = getattr(workspace, "abort", None)
+        if abort is not None:
+            abort()
         try:
             await asyncio.to_thread(workspace.close)
         except asyncio.CancelledError:

@@ -1,8 +1,8 @@
 """Running the shell commands of one SWE task: a local backend and a Docker backend.
 
 Both backends return a plain `ExecResult` dict from `run()`; failures (a
-timeout, too much output, a missing binary) are data, not exceptions, so an
-agent loop can show them to the model and go on.
+timeout, too much output, a missing binary, a resource limit) are data, not
+exceptions, so an agent loop can show them to the model and go on.
 
 The local backend is **not a security sandbox**. It confines commands by
 convention: the working directory is the workspace, HOME and TMPDIR point
@@ -19,22 +19,55 @@ Under a guard the whole file system is read-only except the workspace root,
 well-known credential files of the harness user are hidden, the harness's
 processes (and their ``/proc/<pid>/environ``) are invisible, capabilities are
 dropped so the mounts cannot be undone, and every process a command starts
-dies with it. Network access is not restricted (agents may need ``pip``), and
-a kernel exploit or a writable socket passed in from outside would defeat
-it. Without a guard (``guard="none"``, or ``"auto"`` on a machine that has
-neither tool), a command can still write anywhere the harness user can:
-only the conventions above hold. `available_guards()` tells which guards work
-here; each `ExecResult` records the guard that was used.
+dies with it. A kernel exploit or a writable socket passed in from outside
+would defeat it. Without a guard (``guard="none"``, or ``"auto"`` on a machine
+that has neither tool), a command can still write anywhere the harness user
+can: only the conventions above hold. `available_guards()` tells which guards
+work here; each `ExecResult` records the guard that was used.
+
+Network: by default commands reach the network like the harness does (agents
+may need ``pip``), **including services on the host's loopback** (a local model
+server, the simulator, ``ampbench proxy``): loopback is not isolated. With
+``network=False`` (config ``environment.network: false``) a guard gives every
+command a network namespace of its own with nothing but its own loopback
+interface (``bwrap --unshare-net``, ``unshare --net``): no internet, no host
+services. Without a guard the network cannot be cut, and asking for it is an
+error.
+
+Resource limits (`suites.swe.limits`, config ``environment.limits``) hold for
+every command under every guard, ``none`` included, and for every grading run:
+at most 512 processes and threads, 4 GiB of memory over all of a command's
+processes, 1 GiB per file (the defaults). As root, processes and memory are
+counted by a cgroup of the command's own (``pids.max``, the memory limit;
+cgroup v1 or v2), because ``RLIMIT_NPROC`` does not apply to root at all; the
+file size by ``RLIMIT_FSIZE``, set by the reaper (below) before the command
+starts. Without cgroups (a non-root harness, no writable controller) memory
+falls back to ``RLIMIT_AS`` per process, and processes to ``RLIMIT_NPROC``
+where it counts the command alone (a non-root harness inside the guard's user
+namespace); `limit_enforcement()` says what holds here, and the suite prints a
+note for a limit it cannot enforce. A limit the command hit is said in its
+output in fixed words (``[ampbench: process limit (512) reached: ...]``). Under
+``guard="none"`` as root the command keeps its capabilities and could undo
+the limits (raise its rlimits, leave its cgroup): as said, no sandbox.
 
 When a command is over, and so what its output is, does not depend on timing:
 every local command runs under a small reaper init (`_REAPER`) that exits only
 once every process the command started has exited, and its output is read to
 EOF. Background jobs (``a & b``) are waited for, however busy the machine is;
 only the timeout (or an output flood) cuts a command short, and it kills the
-whole process group (and PID namespace) at once.
+whole process group, PID namespace and cgroup at once. `LocalBackend.close()`
+does the same to commands still running (a cancelled task run), and any
+command after it raises `BackendClosed`. If the harness itself is killed
+(SIGKILL), the guard's processes die with it (``--die-with-parent``, a
+parent-death signal); what is left is found by the owner recorded in the
+cgroup's name (`suites.swe.limits.remove_stale_cgroups`).
 
 The Docker backend runs commands with ``docker exec`` in a container of the
-official SWE-bench image of an instance; the container is the sandbox.
+official SWE-bench image of an instance; the container is the sandbox. The
+same limits apply to the container (``--pids-limit``, ``--memory``,
+``--memory-swap``, ``--ulimit fsize``; ``--storage-opt size`` for a disk quota
+where the storage driver allows it), ``network=False`` is ``--network none``,
+and its cgroup counters tell the limits a command hit.
 """
 
 from __future__ import annotations
@@ -52,12 +85,21 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypedDict
 
-from harness.errors import UserError
+from harness.errors import AmpbenchError, UserError
+from suites.swe.limits import (
+    DEFAULT_LIMITS,
+    CommandCgroup,
+    ResourceLimits,
+    cgroup_support,
+    format_size,
+    limit_notes,
+    owner_tag,
+)
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_OUTPUT_BYTES = 100_000
@@ -115,6 +157,13 @@ class ExecResult(TypedDict):
     """'ExceptionType: message' when the command could not be started, else None."""
     guard: str
     """The confinement used: 'bwrap', 'unshare', 'none' or 'docker'."""
+    limits_hit: list[str]
+    """Resource limits the command ran into: 'processes', 'memory', 'file_size' (each also said
+    in `output`); empty for nearly every command."""
+
+
+class BackendClosed(AmpbenchError):
+    """A command on a backend that was closed (its task run was cancelled or is over)."""
 
 
 @dataclass
@@ -128,6 +177,7 @@ class ProcessResult:
     truncated: bool
     duration_s: float
     exception: str | None = None
+    limits_hit: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -251,13 +301,15 @@ def _secret_paths() -> list[str]:
 
 # --------------------------------------------------------------------------- guards
 
-# Runs inside `unshare --mount --pid ...` before the command: hides secrets,
+# Runs inside `unshare --mount --pid [--net] ...` before the command: hides secrets,
 # keeps the workspace root writable and makes every other mount read-only, then
 # drops all capabilities (so the mounts cannot be undone) and execs the command.
 _UNSHARE_SCRIPT = r"""
 set -e
-root=$1 cwd=$2 masks=$3 setpriv=$4
-shift 4
+root=$1 cwd=$2 masks=$3 setpriv=$4 lo=$5
+shift 5
+# A network namespace of its own (network off) starts with its loopback down.
+if [ "$lo" = up ]; then ip link set lo up 2>/dev/null || true; fi
 while IFS= read -r m; do
   [ -n "$m" ] || continue
   if [ -d "$m" ]; then mount -t tmpfs -o size=64k,mode=0755 ampbench-mask "$m"
@@ -284,14 +336,27 @@ def _masks_for(root: str) -> list[str]:
     return out
 
 
-def _wrap(guard: str, argv: Sequence[str], *, root: str, cwd: str, masks: Sequence[str]) -> list[str]:
-    """The argv that runs `argv` under `guard`, with `root` as the only writable tree."""
+def _wrap(
+    guard: str,
+    argv: Sequence[str],
+    *,
+    root: str,
+    cwd: str,
+    masks: Sequence[str],
+    network: bool = True,
+) -> list[str]:
+    """The argv that runs `argv` under `guard`, with `root` as the only writable tree
+    (and, with `network` False, no network but a loopback interface of its own)."""
     if guard == "none":
+        if not network:
+            raise ValueError("the network cannot be cut without a guard")
         return list(argv)
     if guard == "bwrap":
         bwrap = shutil.which("bwrap") or "bwrap"
         cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         cmd += ["--unshare-pid", "--die-with-parent", "--cap-drop", "ALL"]
+        if not network:
+            cmd.append("--unshare-net")  # bwrap brings the new loopback up itself
         for m in masks:
             cmd += ["--tmpfs", m] if os.path.isdir(m) else ["--ro-bind", "/dev/null", m]
         cmd += ["--bind", root, root, "--chdir", cwd, "--", *argv]
@@ -304,7 +369,10 @@ def _wrap(guard: str, argv: Sequence[str], *, root: str, cwd: str, masks: Sequen
         if os.geteuid() != 0:
             cmd += ["--user", "--map-root-user"]
         cmd += ["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc"]
+        if not network:
+            cmd.append("--net")
         cmd += ["--", bash, "-c", _UNSHARE_SCRIPT, "ampbench-guard", root, cwd, "\n".join(masks), setpriv]
+        cmd.append("up" if not network else "-")
         return [*cmd, *argv]
     raise ValueError(f"unknown guard {guard!r} (choose from auto, {', '.join(GUARDS)})")
 
@@ -363,6 +431,18 @@ def resolve_guard(choice: str, *, masks: Sequence[str] = ()) -> str:
     return choice
 
 
+def check_guard(choice: str, *, network: bool = True) -> str:
+    """The guard `choice` resolves to here (see `resolve_guard`), checked up front: UserError
+    (one line) for an unknown or unavailable guard, or for `network` False without a guard."""
+    guard = resolve_guard(choice, masks=tuple(_secret_paths()))
+    if not network and guard == "none":
+        raise UserError(
+            "network: false needs a guard (bwrap or unshare) to cut the network; "
+            "guard none cannot (install bubblewrap, or allow the network)"
+        )
+    return guard
+
+
 # --------------------------------------------------------------------------- the process runner
 
 
@@ -409,7 +489,9 @@ def _kill_group(proc: subprocess.Popen[bytes], marker: str | None) -> None:
 # background jobs are re-parented to it and waited for). It keeps its copies of the
 # output pipes open until then, so reading them to EOF *is* waiting for the whole
 # command: no grace period, no polling. Its exit status is the command's (128 + N
-# when a signal N killed it, as a shell reports it).
+# when a signal N killed it, as a shell reports it). Its first argument sets resource
+# limits of the command before it starts ("fsize=N,as=N,nproc=N", or "-"): lowering a
+# limit needs no privilege, and under a guard the command cannot raise it again.
 _REAPER = r"""
 import os, signal, sys
 try:
@@ -417,12 +499,24 @@ try:
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 except Exception:
     pass
-argv = sys.argv[1:]
+limits = [item.split("=", 1) for item in sys.argv[1].split(",") if "=" in item]
+argv = sys.argv[2:]
 child = os.fork()
 if child == 0:
     # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults back (`yes | head`).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
+    if limits:
+        try:
+            import resource
+            for name, value in limits:
+                which = getattr(resource, "RLIMIT_" + name.upper())
+                hard = resource.getrlimit(which)[1]
+                value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+                resource.setrlimit(which, (value, value))
+        except (OSError, ValueError, AttributeError) as exc:
+            os.write(2, f"ampbench: cannot set the resource limits: {exc}\n".encode())
+            os._exit(126)
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
@@ -443,9 +537,11 @@ os._exit(128 - code if code < 0 else code)
 """
 
 
-def _reaped(argv: Sequence[str]) -> list[str]:
-    """`argv` run under the reaper init (see `_REAPER`), with the harness's own interpreter."""
-    return [sys.executable, "-I", "-S", "-B", "-c", _REAPER, *argv]
+def _reaped(argv: Sequence[str], rlimits: Sequence[tuple[str, int]] = ()) -> list[str]:
+    """`argv` run under the reaper init (see `_REAPER`), with the harness's own interpreter;
+    `rlimits` are (name, value) pairs such as ("fsize", 1 << 30), set before the command starts."""
+    spec = ",".join(f"{name}={value}" for name, value in rlimits) or "-"
+    return [sys.executable, "-I", "-S", "-B", "-c", _REAPER, spec, *argv]
 
 
 KILLED_PIPE_FAILSAFE_S = 5.0
@@ -465,6 +561,8 @@ def _capture(
     stdin: bytes | None,
     merge_stderr: bool,
     marker: str | None,
+    cgroup: CommandCgroup | None = None,
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> _Capture:
     """Run argv in a new session and read its output to EOF, keeping at most
     max_output_bytes per stream.
@@ -473,8 +571,9 @@ def _capture(
     exited; for local commands `argv` is wrapped in the reaper init, which holds
     the pipes until every process the command started has exited, so the output
     is complete by construction, however busy the machine is. Only two things cut
-    it short, both killing the whole process group (and PID namespace): the
-    timeout, and output beyond kill_after_bytes.
+    it short, both killing the whole process group (and PID namespace, and
+    `cgroup`): the timeout, and output beyond kill_after_bytes. `on_start` gets
+    the process as soon as it runs (so that a closing backend can kill it).
     """
     start = time.monotonic()
     try:
@@ -492,6 +591,8 @@ def _capture(
         return _Capture(
             b"", b"", None, False, False, False, 0, time.monotonic() - start, f"{type(exc).__name__}: {exc}"
         )
+    if on_start is not None:
+        on_start(proc)
 
     if stdin is not None:
         assert proc.stdin is not None
@@ -529,6 +630,8 @@ def _capture(
     def kill() -> None:
         nonlocal killed_at
         _kill_group(proc, marker)
+        if cgroup is not None:
+            cgroup.kill()
         killed_at = time.monotonic()
 
     try:
@@ -583,6 +686,8 @@ def _capture(
         # Nothing of the command is left after EOF and its exit (the reaper saw to it);
         # this clears up after a kill, and after commands run without the reaper.
         _kill_group(proc, marker)
+        if cgroup is not None:
+            cgroup.kill()
         for s in streams:
             with contextlib.suppress(OSError):
                 s.close()
@@ -630,6 +735,135 @@ def _default_kill_after(max_output_bytes: int) -> int:
     return max(10 * max_output_bytes, 1 << 20)
 
 
+# --------------------------------------------------------------------------- resource limits
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """How each resource limit holds for commands on this machine under one guard."""
+
+    mechanisms: dict[str, str]
+    """limit name ('processes', 'memory', 'file_size', 'network') -> the mechanism."""
+    notes: tuple[str, ...]
+    """One line per limit that holds only in part, or not at all, here."""
+
+
+def _nproc_applies(guard: str) -> bool:
+    # RLIMIT_NPROC counts every process of the real uid in the user namespace, and is
+    # ignored for root and for CAP_SYS_RESOURCE/CAP_SYS_ADMIN in the initial namespace:
+    # it limits one command only in the fresh user namespace a non-root guard makes.
+    return os.geteuid() != 0 and guard in ("bwrap", "unshare")
+
+
+def limit_enforcement(limits: ResourceLimits, guard: str, *, network: bool = True) -> Enforcement:
+    """What enforces `limits` for local commands under `guard` here (see the module doc)."""
+    support = cgroup_support()
+    mechanisms: dict[str, str] = {}
+    notes: list[str] = []
+
+    def why(controller: str) -> str:
+        return next((p for p in support.problems if controller in p), f"no usable {controller} cgroup")
+
+    if limits.processes is not None:
+        if support.has("pids"):
+            mechanisms["processes"] = "cgroup pids.max"
+        elif _nproc_applies(guard):
+            mechanisms["processes"] = "RLIMIT_NPROC in the guard's user namespace"
+        else:
+            mechanisms["processes"] = "not enforced"
+            notes.append(f"process limit ({limits.processes}) not enforced: {why('pids')}")
+    if limits.memory_bytes is not None:
+        if support.has("memory"):
+            mechanisms["memory"] = "cgroup memory limit"
+        else:
+            mechanisms["memory"] = "RLIMIT_AS per process"
+            notes.append(
+                f"memory limit ({format_size(limits.memory_bytes)}) holds per process only (RLIMIT_AS, "
+                f"address space), and reaching it is not reported: {why('memory')}"
+            )
+    if limits.file_size_bytes is not None:
+        mechanisms["file_size"] = "RLIMIT_FSIZE"
+    if limits.disk_bytes is not None:
+        notes.append(
+            f"disk limit ({format_size(limits.disk_bytes)}) not enforced by the local backend "
+            "(only the Docker backend has a disk quota)"
+        )
+    mechanisms["network"] = "on" if network else f"off ({guard} network namespace)"
+    if guard == "none" and os.geteuid() == 0 and any(v != "not enforced" for v in mechanisms.values()):
+        notes.append("guard none as root: a hostile command can undo the limits (it keeps its capabilities)")
+    return Enforcement(mechanisms, tuple(notes))
+
+
+@functools.cache
+def _setpriv_pdeathsig() -> str | None:
+    """setpriv, when it has --pdeathsig (util-linux >= 2.33)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return None
+    try:
+        shown = subprocess.run(
+            [setpriv, "--help"], stdin=subprocess.DEVNULL, capture_output=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return setpriv if b"--pdeathsig" in shown else None
+
+
+# Puts itself into the command's cgroup(s), then execs the command: from then on, every
+# process the command starts is counted there and can be killed from there.
+_JOIN_CGROUP = (
+    'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "ampbench: cannot enter the cgroup $1" >&2; '
+    'exit 125; }; shift; done; shift; exec "$@"'
+)
+
+
+def _entry(cgroup: CommandCgroup | None) -> list[str]:
+    """What runs first: a parent-death signal (the command dies with the harness's thread
+    even on SIGKILL), then joining the command's cgroup."""
+    prefix: list[str] = []
+    setpriv = _setpriv_pdeathsig()
+    if setpriv:
+        prefix += [setpriv, "--pdeathsig", "KILL", "--"]
+    if cgroup is not None and cgroup.procs_files:
+        prefix += [shutil.which("sh") or "/bin/sh", "-c", _JOIN_CGROUP, "ampbench-cgroup"]
+        prefix += [*cgroup.procs_files, "--"]
+    return prefix
+
+
+# Exit status of a command killed by SIGXFSZ (as the reaper reports it), and what shells
+# and programs print when a write hits RLIMIT_FSIZE.
+_XFSZ_STATUS = 128 + signal.SIGXFSZ
+_XFSZ_TEXT = (b"File size limit exceeded", b"File too large")
+
+
+def _file_limit_suspected(cap: _Capture) -> bool:
+    return cap.returncode == _XFSZ_STATUS or any(
+        text in stream for text in _XFSZ_TEXT for stream in (cap.stdout, cap.stderr)
+    )
+
+
+def _file_at_limit(root: str, limit: int, since: float) -> bool:
+    """Whether a regular file under `root` modified since `since` has reached `limit` bytes."""
+    stack = [root]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if st.st_size >= limit and st.st_mtime >= since:
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
 # --------------------------------------------------------------------------- local backend
 
 
@@ -638,11 +872,12 @@ class LocalBackend:
 
     Every command gets a fresh ``bash -c`` (no state carries over between
     commands except files), stdin from /dev/null, the scrubbed environment of
-    `scrubbed_env`, cwd inside the root, and its own process group. A command
-    is over when every process it started has exited: background jobs
-    (``a & b``) are waited for, so their output is always complete; whatever
-    still runs at the timeout is killed with the rest, and the result says the
-    command timed out.
+    `scrubbed_env`, cwd inside the root, its own process group, its resource
+    limits (`limits`, see the module doc) and, where the machine allows it, its
+    own cgroup. A command is over when every process it started has exited:
+    background jobs (``a & b``) are waited for, so their output is always
+    complete; whatever still runs at the timeout is killed with the rest, and
+    the result says the command timed out.
     """
 
     name = "local"
@@ -658,6 +893,8 @@ class LocalBackend:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         extra_env: Mapping[str, str] | None = None,
+        limits: ResourceLimits = DEFAULT_LIMITS,
+        network: bool = True,
     ) -> None:
         self.root = os.path.realpath(root)
         self.cwd = os.path.realpath(cwd) if cwd is not None else self.root
@@ -667,12 +904,29 @@ class LocalBackend:
             self._check_inside(path)
         self.masks = _masks_for(self.root)
         self.guard = resolve_guard(guard, masks=self.masks)
+        if not network and self.guard == "none":
+            raise UserError(
+                "network: false needs a guard (bwrap or unshare) to cut the network; "
+                "guard none cannot (install bubblewrap, or allow the network)"
+            )
+        self.network = network
+        self.limits = limits
+        self.enforcement = limit_enforcement(limits, self.guard, network=network)
         self.timeout_s = timeout_s
         self.max_output_bytes = max_output_bytes
         self.env = scrubbed_env(
             home=self.home, tmpdir=self.tmpdir, path_prepend=_python_bin_dirs(), extra=extra_env
         )
         self._bash = shutil.which("bash") or "/bin/bash"
+        self._cgroups = cgroup_support() if limits.processes or limits.memory_bytes else None
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._running: dict[int, tuple[subprocess.Popen[bytes], CommandCgroup | None, str | None]] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_inside(self, path: str) -> None:
         if path != self.root and not path.startswith(self.root + os.sep):
@@ -685,6 +939,20 @@ class LocalBackend:
         self._check_inside(path)
         return path
 
+    def _rlimits(self, cgroup: CommandCgroup | None) -> list[tuple[str, int]]:
+        limits = self.limits
+        counted = set()
+        if cgroup is not None:
+            counted = {c for h, _ in cgroup.dirs for c in h.controllers}
+        out = []
+        if limits.file_size_bytes is not None:
+            out.append(("fsize", limits.file_size_bytes))
+        if limits.memory_bytes is not None and "memory" not in counted:
+            out.append(("as", limits.memory_bytes))
+        if limits.processes is not None and "pids" not in counted and _nproc_applies(self.guard):
+            out.append(("nproc", limits.processes))
+        return out
+
     def _exec(
         self,
         argv: Sequence[str],
@@ -695,25 +963,69 @@ class LocalBackend:
         max_output_bytes: int,
         merge_stderr: bool,
         extra_env: Mapping[str, str] | None,
-    ) -> _Capture:
+    ) -> tuple[_Capture, set[str]]:
+        """Run `argv`; the capture and the resource limits it hit."""
+        if self._closed:
+            raise BackendClosed(f"the workspace {self.root} is closed; nothing was run")
         marker = uuid.uuid4().hex if self.guard == "none" else None
         env = dict(self.env)
         if extra_env:
             env.update(extra_env)
         if marker:
             env["AMPBENCH_EXEC_ID"] = marker
-        wrapped = _wrap(self.guard, _reaped(argv), root=self.root, cwd=cwd, masks=self.masks)
-        return _capture(
-            wrapped,
+        cgroup = None
+        if self._cgroups is not None and self._cgroups.hierarchies:
+            with contextlib.suppress(OSError):  # then the rlimit fallbacks hold instead
+                cgroup = CommandCgroup(self._cgroups, self.limits)
+        inner = _wrap(
+            self.guard,
+            _reaped(argv, self._rlimits(cgroup)),
+            root=self.root,
             cwd=cwd,
-            env=env,
-            timeout_s=timeout_s,
-            max_output_bytes=max_output_bytes,
-            kill_after_bytes=_default_kill_after(max_output_bytes),
-            stdin=stdin,
-            merge_stderr=merge_stderr,
-            marker=marker,
+            masks=self.masks,
+            network=self.network,
         )
+        key = id(inner)
+
+        def started(proc: subprocess.Popen[bytes]) -> None:
+            with self._lock:
+                self._running[key] = (proc, cgroup, marker)
+                closing = self._closed
+            if closing:  # closed while it was starting
+                _kill_group(proc, marker)
+                if cgroup is not None:
+                    cgroup.kill()
+
+        since = time.time() - 1.0
+        hits: set[str] = set()
+        try:
+            cap = _capture(
+                [*_entry(cgroup), *inner],
+                cwd=cwd,
+                env=env,
+                timeout_s=timeout_s,
+                max_output_bytes=max_output_bytes,
+                kill_after_bytes=_default_kill_after(max_output_bytes),
+                stdin=stdin,
+                merge_stderr=merge_stderr,
+                marker=marker,
+                cgroup=cgroup,
+                on_start=started,
+            )
+            if cgroup is not None:
+                hits = cgroup.hits()
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+                self._idle.notify_all()
+            if cgroup is not None:
+                cgroup.remove()
+        if self._closed:
+            raise BackendClosed(f"the workspace {self.root} was closed while a command ran")
+        limit = self.limits.file_size_bytes
+        if limit is not None and _file_limit_suspected(cap) and _file_at_limit(self.root, limit, since):
+            hits.add("file_size")
+        return cap, hits
 
     def run(
         self,
@@ -723,14 +1035,15 @@ class LocalBackend:
         timeout_s: float | None = None,
         max_output_bytes: int | None = None,
     ) -> ExecResult:
-        """Run `command` with ``bash -c``; `cwd` is relative to the default cwd and must stay in the root."""
+        """Run `command` with ``bash -c``; `cwd` is relative to the default cwd and must stay in the root.
+        Raises `BackendClosed` after `close()`."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         cap_bytes = self.max_output_bytes if max_output_bytes is None else max_output_bytes
         try:
             where = self._resolve_cwd(cwd)
         except ValueError as exc:
             return _failed(str(exc), self.guard)
-        cap = self._exec(
+        cap, hits = self._exec(
             [self._bash, "-c", command],
             cwd=where,
             stdin=None,
@@ -739,7 +1052,14 @@ class LocalBackend:
             merge_stderr=True,
             extra_env=None,
         )
-        return _to_result(cap, timeout_s=timeout, max_output_bytes=cap_bytes, guard=self.guard)
+        return _to_result(
+            cap,
+            timeout_s=timeout,
+            max_output_bytes=cap_bytes,
+            guard=self.guard,
+            hits=hits,
+            limits=self.limits,
+        )
 
     def exec_argv(
         self,
@@ -754,7 +1074,7 @@ class LocalBackend:
         """Run a program without a shell, stdout and stderr apart (used for git plumbing)."""
         timeout = self.timeout_s if timeout_s is None else timeout_s
         cap_bytes = 64 << 20 if max_output_bytes is None else max_output_bytes
-        cap = self._exec(
+        cap, hits = self._exec(
             argv,
             cwd=self._resolve_cwd(cwd),
             stdin=stdin,
@@ -771,13 +1091,33 @@ class LocalBackend:
             cap.truncated,
             cap.duration_s,
             cap.exception,
+            sorted(hits),
         )
 
-    def close(self) -> None:
-        """Nothing to release: every command's processes are gone when it returns."""
+    def close(self, *, wait_s: float = 20.0) -> None:
+        """Kill every command still running (a cancelled task run) with all its processes, and
+        wait up to `wait_s` for them to be gone; later commands raise `BackendClosed`. Idempotent."""
+        with self._lock:
+            self._closed = True
+            running = list(self._running.values())
+        for proc, cgroup, marker in running:
+            _kill_group(proc, marker)
+            if cgroup is not None:
+                cgroup.kill()
+        if wait_s > 0:
+            with self._lock:
+                self._idle.wait_for(lambda: not self._running, timeout=wait_s)
 
 
-def _to_result(cap: _Capture, *, timeout_s: float, max_output_bytes: int, guard: str) -> ExecResult:
+def _to_result(
+    cap: _Capture,
+    *,
+    timeout_s: float,
+    max_output_bytes: int,
+    guard: str,
+    hits: set[str] | frozenset[str] = frozenset(),
+    limits: ResourceLimits | None = None,
+) -> ExecResult:
     output = cap.stdout.decode("utf-8", errors="replace")
     notes = _notes(
         cap,
@@ -785,6 +1125,8 @@ def _to_result(cap: _Capture, *, timeout_s: float, max_output_bytes: int, guard:
         max_output_bytes=max_output_bytes,
         kill_after_bytes=_default_kill_after(max_output_bytes),
     )
+    if hits and limits is not None:
+        notes = "\n".join([*([notes] if notes else []), *limit_notes(hits, limits)])
     if notes:
         if output and not output.endswith("\n"):
             output += "\n"
@@ -797,6 +1139,7 @@ def _to_result(cap: _Capture, *, timeout_s: float, max_output_bytes: int, guard:
         duration_s=round(cap.duration_s, 3),
         exception=cap.exception,
         guard=guard,
+        limits_hit=sorted(hits),
     )
 
 
@@ -809,6 +1152,7 @@ def _failed(message: str, guard: str) -> ExecResult:
         duration_s=0.0,
         exception=f"ValueError: {message}",
         guard=guard,
+        limits_hit=[],
     )
 
 
@@ -819,13 +1163,17 @@ def run(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
     guard: GuardChoice | str = "auto",
+    limits: ResourceLimits = DEFAULT_LIMITS,
 ) -> ExecResult:
     """Run one command with `cwd` as the workspace root (also HOME and TMPDIR).
 
     A convenience over `LocalBackend`; a `Workspace` gives a better layout
     (HOME and TMPDIR beside the checkout, so they stay out of the diff).
     """
-    return LocalBackend(cwd, guard=guard, timeout_s=timeout_s, max_output_bytes=max_output_bytes).run(command)
+    backend = LocalBackend(
+        cwd, guard=guard, timeout_s=timeout_s, max_output_bytes=max_output_bytes, limits=limits
+    )
+    return backend.run(command)
 
 
 # --------------------------------------------------------------------------- docker backend
@@ -869,7 +1217,108 @@ def docker_engine_available(docker: str = "docker", timeout_s: float = 20.0) -> 
 # a pipe to `cat`, and this shell exits (so the exec ends) only when `cat` has read
 # that pipe to EOF: when every process of the command that holds its output has
 # exited. At the timeout `timeout` kills the whole process group, `cat` included.
-_DOCKER_RUN = 'bash -c "$1" 2>&1 | cat; exit "${PIPESTATUS[0]}"'
+# Around the command, the container's cgroup counters (forks refused at the pids limit,
+# processes killed at the memory limit; v2 or v1 layout) go to stderr, apart from the
+# command's output, so that a limit the command hit can be said.
+_DOCKER_RUN = (
+    "_c() { for f in pids:/sys/fs/cgroup/pids.events memory:/sys/fs/cgroup/memory.events "
+    "pids:/sys/fs/cgroup/pids/pids.events memory:/sys/fs/cgroup/memory/memory.oom_control; do "
+    'n=${f%%:*}; f=${f#*:}; [ -r "$f" ] && while read -r k v; do case "$n:$k" in '
+    'pids:max|memory:oom_kill) printf "%s=%s " "$n" "$v" ;; esac; done < "$f"; done; }; '
+    'b=$(_c); bash -c "$1" 2>&1 | cat; s=${PIPESTATUS[0]}; '
+    'printf "ampbench-limits: %s| %s\\n" "$b" "$(_c)" >&2; exit "$s"'
+)
+_DOCKER_COUNTERS = re.compile(rb"^ampbench-limits: (.*)\| (.*)$", re.MULTILINE)
+
+
+def _docker_hits(stderr: bytes) -> tuple[set[str], bytes]:
+    """The limits a command hit, from the counters `_DOCKER_RUN` printed; and the rest of stderr."""
+    hits: set[str] = set()
+    found = list(_DOCKER_COUNTERS.finditer(stderr))
+    if not found:
+        return hits, stderr
+    match = found[-1]
+
+    def parse(text: bytes) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for item in text.split():
+            name, _, value = item.partition(b"=")
+            with contextlib.suppress(ValueError):
+                out[name.decode()] = out.get(name.decode(), 0) + int(value)
+        return out
+
+    before, after = parse(match.group(1)), parse(match.group(2))
+    if after.get("pids", 0) > before.get("pids", 0):
+        hits.add("processes")
+    if after.get("memory", 0) > before.get("memory", 0):
+        hits.add("memory")
+    rest = stderr[: match.start()] + stderr[match.end() :].lstrip(b"\n")
+    return hits, rest
+
+
+def docker_limit_flags(limits: ResourceLimits, *, network: bool = True) -> list[str]:
+    """`docker run` options for `limits` (and no network when `network` is False)."""
+    flags = []
+    if limits.processes is not None:
+        flags.append(f"--pids-limit={limits.processes}")
+    if limits.memory_bytes is not None:
+        # --memory-swap equal to --memory: no swap on top.
+        flags += [f"--memory={limits.memory_bytes}", f"--memory-swap={limits.memory_bytes}"]
+    if limits.file_size_bytes is not None:
+        # Docker passes ulimit values to setrlimit as they are: bytes for fsize.
+        flags.append(f"--ulimit=fsize={limits.file_size_bytes}:{limits.file_size_bytes}")
+    if limits.disk_bytes is not None:
+        flags.append(f"--storage-opt=size={limits.disk_bytes}")
+    if not network:
+        flags.append("--network=none")
+    return flags
+
+
+OWNER_LABEL = "ampbench.owner"
+"""Label of every container ampbench starts: '<host>/<owner_tag>', for `remove_stale_containers`."""
+
+
+def _host() -> str:
+    return os.uname().nodename
+
+
+def remove_stale_containers(docker: str = "docker") -> list[str]:
+    """Remove the containers of ampbench processes on this host that are gone (SIGKILL)."""
+    exe = shutil.which(docker)
+    if exe is None or not docker_engine_available(docker):
+        return []
+    from suites.swe.limits import owner_alive
+
+    listed = subprocess.run(
+        [
+            exe,
+            "ps",
+            "-a",
+            "--filter",
+            f"label={OWNER_LABEL}",
+            "--format",
+            f'{{{{.ID}}}} {{{{.Label "{OWNER_LABEL}"}}}}',
+        ],
+        env=_docker_cli_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    stale = []
+    for line in listed.stdout.decode(errors="replace").splitlines():
+        cid, _, owner = line.strip().partition(" ")
+        host, _, tag = owner.partition("/")
+        if cid and host == _host() and tag and not owner_alive(tag):
+            stale.append(cid)
+    if stale:
+        subprocess.run(
+            [exe, "rm", "-f", *stale],
+            env=_docker_cli_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=300,
+        )
+    return stale
 
 
 class DockerBackend:
@@ -897,6 +1346,8 @@ class DockerBackend:
         env: Mapping[str, str] | None = None,
         activate: str = "source /opt/miniconda3/bin/activate testbed >/dev/null 2>&1 || true",
         pull_timeout_s: float = 1800.0,
+        limits: ResourceLimits = DEFAULT_LIMITS,
+        network: bool = True,
     ) -> None:
         if not docker_engine_available(docker):
             raise UserError(NO_DOCKER_MESSAGE)
@@ -906,6 +1357,8 @@ class DockerBackend:
         self.timeout_s = timeout_s
         self.max_output_bytes = max_output_bytes
         self.activate = activate
+        self.limits = limits
+        self.network = network
         self.env = {
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
@@ -923,13 +1376,29 @@ class DockerBackend:
         self._ensure_image(pull_timeout_s)
         self.container = f"ampbench-{uuid.uuid4().hex[:12]}"
         started = self._docker(
-            ["run", "-d", "--rm", "--name", self.container, "-w", workdir, image, "sleep", "infinity"],
+            [
+                "run",
+                "-d",
+                "--rm",
+                "--name",
+                self.container,
+                f"--label={OWNER_LABEL}={_host()}/{owner_tag()}",
+                *docker_limit_flags(limits, network=network),
+                "-w",
+                workdir,
+                image,
+                "sleep",
+                "infinity",
+            ],
             timeout_s=300,
         )
         if started.returncode != 0:
-            raise UserError(
-                f"docker backend: cannot start {image}: {started.stderr.decode(errors='replace').strip()}"
-            )
+            reason = started.stderr.decode(errors="replace").strip()
+            if limits.disk_bytes is not None and "storage-opt" in reason:
+                reason += (
+                    " (the disk limit needs a storage driver with quotas; set environment.limits.disk: null)"
+                )
+            raise UserError(f"docker backend: cannot start {image}: {reason}")
 
     @classmethod
     def for_instance(
@@ -996,6 +1465,7 @@ class DockerBackend:
             "ampbench",
             script,
         ]
+        since = int(time.time()) - 1
         cap = _capture(
             argv,
             cwd=os.getcwd(),
@@ -1004,13 +1474,33 @@ class DockerBackend:
             max_output_bytes=cap_bytes,
             kill_after_bytes=_default_kill_after(cap_bytes),
             stdin=None,
-            merge_stderr=True,
+            merge_stderr=False,
             marker=None,
         )
+        # The command's output (stderr included) is on stdout; the docker CLI's own errors
+        # and the limit counters on stderr.
+        hits, rest = _docker_hits(cap.stderr)
+        if rest:
+            cap.stdout += rest
         # `timeout -s KILL` exits with 137 when it had to kill the command.
         if cap.returncode == 137 and cap.duration_s >= timeout:
             cap.timed_out = True
-        return _to_result(cap, timeout_s=timeout, max_output_bytes=cap_bytes, guard="docker")
+        limit = self.limits.file_size_bytes
+        if limit is not None and _file_limit_suspected(cap) and self._file_at_limit(limit, since):
+            hits.add("file_size")
+        return _to_result(
+            cap, timeout_s=timeout, max_output_bytes=cap_bytes, guard="docker", hits=hits, limits=self.limits
+        )
+
+    def _file_at_limit(self, limit: int, since: int) -> bool:
+        found = self.exec_argv(
+            [
+                *("find", self.workdir, "/tmp", "/root", "-xdev", "-type", "f"),
+                *("-size", f"+{limit - 1}c", "-newermt", f"@{since}", "-print", "-quit"),
+            ],
+            timeout_s=120,
+        )
+        return bool(found.stdout.strip())
 
     def exec_argv(
         self,

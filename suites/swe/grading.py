@@ -6,9 +6,9 @@
    nothing but the patch carries over);
 2. applies the model patch (``git apply``, then ``patch --fuzz=5``); a patch
    that does not apply ends grading: not resolved, status ``patch_failed``;
-3. resets the files the test patch touches to base_commit and applies the
-   test patch (the agent may have edited those tests; the instance's tests
-   decide);
+3. resets the test infrastructure the patch changed to base_commit (see
+   below), then the files the test patch touches, and applies the test patch
+   (the agent may have edited those tests; the instance's tests decide);
 4. runs pytest once on the test files named by FAIL_TO_PASS and PASS_TO_PASS,
    with ``-rA`` so that every test's outcome is printed in pytest's short
    summary, and reads each test id's status from there;
@@ -31,6 +31,25 @@ unknown, never ``unresolved``):
   it). When every PASS_TO_PASS test passed with the patch, the environment
   evidently runs them, and no check is needed.
 
+Grading cannot be gamed through the test runner. A patch that adds a
+``conftest.py`` forcing every outcome to "passed" fixes nothing, so before the
+graded tests run, whatever the model patch changed outside the test patch
+that steers pytest rather than the code under test is put back as it was at
+base_commit (a new file is removed): every ``conftest.py``; ``pytest.ini`` and
+``.pytest.ini``; ``pyproject.toml``, ``setup.cfg`` and ``tox.ini`` when their
+pytest settings changed (other changes to them stay); ``sitecustomize.py``,
+``usercustomize.py`` and ``*.pth`` files; the test files the graded test ids
+name; new ``*.dist-info``/``*.egg-info`` metadata (pytest plugins register
+through entry points); and new top-level modules that would shadow pytest, its
+dependencies or the standard library (``python -m pytest`` puts the checkout
+first on ``sys.path``). The grade's `restored` and reason say what was reset;
+the model patch itself (``preds.jsonl``) stays the agent's full diff. The
+environment of the test run is the harness's (`PYTEST_ADDOPTS`,
+``PYTHONPATH`` and the like cannot come from the patch), and the test run has
+the same resource limits as agent commands. What no file rule can catch is a
+change to the code under test that tampers with pytest when imported; the
+official harness has the same blind spot.
+
 Locally the tests run with the harness's own interpreter (`sys.executable`,
 which has pytest: it is a dependency of ampbench); in Docker with the image's
 ``python``.
@@ -44,13 +63,18 @@ harness: export ``preds.jsonl`` with `write_predictions` and run
 
 from __future__ import annotations
 
+import configparser
+import functools
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shlex
+import sys
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -84,7 +108,7 @@ GRADE_STATUSES = (
     "error",
 )
 # Options of Workspace.create that change how tests run (not merely where the checkout comes from).
-_ENV_OPTIONS = ("guard", "extra_env", "timeout_s", "max_output_bytes")
+_ENV_OPTIONS = ("guard", "extra_env", "timeout_s", "max_output_bytes", "limits", "command_network")
 
 
 def local_workspaces(**options: Any) -> WorkspaceFactory:
@@ -220,6 +244,144 @@ def runner_problem(run: TestRun, python: str) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- test infrastructure
+
+PYTEST_INI_NAMES = ("pytest.ini", ".pytest.ini")
+STARTUP_FILES = ("sitecustomize.py", "usercustomize.py")
+# Files that hold pytest settings in one section among others: only a change there counts.
+_SETTINGS_SECTIONS = {"setup.cfg": ("tool:pytest",), "tox.ini": ("pytest",)}
+_MODULE_SUFFIXES = (".py", ".pyc", ".pyw", ".so", ".pyd")
+_UNREADABLE = object()
+
+
+def _pytest_settings(name: str, text: str | None) -> object:
+    """The pytest settings a pyproject.toml / setup.cfg / tox.ini holds (None: none)."""
+    if text is None:
+        return None
+    if name == "pyproject.toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return _UNREADABLE
+        tool = data.get("tool")
+        return tool.get("pytest") if isinstance(tool, dict) else None
+    parser = configparser.RawConfigParser(strict=False)
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return _UNREADABLE
+    found = {sec: dict(parser.items(sec)) for sec in _SETTINGS_SECTIONS[name] if parser.has_section(sec)}
+    return found or None
+
+
+@functools.cache
+def shadowed_modules() -> frozenset[str]:
+    """Top-level module names a new module at the checkout's top would shadow for pytest: the
+    standard library, pytest and its dependencies, Python's start-up hooks."""
+    from importlib import metadata
+
+    names = set(sys.stdlib_module_names)
+    names |= {"pytest", "_pytest", "py", "pluggy", "iniconfig", "packaging", "exceptiongroup", "tomli"}
+    names |= {"colorama", "sitecustomize", "usercustomize", "conftest"}
+    try:
+        requirements = metadata.requires("pytest") or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    for requirement in requirements:
+        match = re.match(r"[A-Za-z0-9_.\-]+", requirement)
+        if match:
+            names.add(match.group(0).lower().replace("-", "_").replace(".", "_"))
+    return frozenset(names)
+
+
+def _changed_paths(patch: str) -> list[str]:
+    """Every path a git diff touches: its ---/+++ names, and the names of `diff --git` headers
+    (an empty new file or a binary one has no ---/+++ lines)."""
+    paths = patch_paths(patch)
+    for line in patch.splitlines():
+        if not line.startswith("diff --git "):
+            continue
+        rest = line[len("diff --git ") :]
+        half = (len(rest) - 5) // 2
+        if rest.startswith('"'):
+            parts = rest.split('" "', 1)
+            name = parts[1].rstrip('"') if len(parts) == 2 else ""
+            name = _unquote(f'"{name}"')[2:] if name.startswith("b/") else ""
+        elif rest[:2] == "a/" and rest == f"a/{rest[2 : 2 + half]} b/{rest[2 : 2 + half]}":
+            name = rest[2 : 2 + half]
+        else:
+            name = ""
+        if name and name not in paths:
+            paths.append(name)
+    return paths
+
+
+def _unquote(path: str) -> str:
+    raw = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    return raw.encode("latin-1").decode("utf-8", "replace")
+
+
+def infrastructure_changes(
+    workspace: TaskWorkspace, instance: Instance, model_patch: str
+) -> list[tuple[str, str, bool]]:
+    """(path, what it is, existed at base_commit) for each change of `model_patch` (applied in
+    `workspace`) to test infrastructure outside the instance's test patch (see the module doc)."""
+    changed = [p for p in _changed_paths(model_patch) if p not in set(patch_paths(instance.test_patch))]
+    if not changed:
+        return []
+    graded = {tid.split("::", 1)[0] for tid in instance.test_ids}
+    tops = {p.split("/", 1)[0] for p in changed}
+    at_base = workspace.base_entries([*changed, *tops])
+    found = []
+    for path in changed:
+        name = posixpath.basename(path)
+        top = path.split("/", 1)[0]
+        existed = path in at_base
+        module = top.split(".", 1)[0]
+        what = None
+        if name == "conftest.py":
+            what = "conftest"
+        elif name in PYTEST_INI_NAMES:
+            what = "pytest configuration"
+        elif name in STARTUP_FILES or name.endswith(".pth"):
+            what = "Python start-up file"
+        elif path in graded:
+            what = "graded test file"
+        elif name == "pyproject.toml" or name in _SETTINGS_SECTIONS:
+            before = _pytest_settings(name, workspace.base_text(path) if existed else None)
+            try:
+                after = _pytest_settings(name, workspace.read_text(path))
+            except AmpbenchError:
+                after = None  # deleted
+            if before != after:
+                what = "pytest settings"
+        elif not existed and any(part.endswith((".dist-info", ".egg-info")) for part in path.split("/")[:-1]):
+            what = "package metadata"
+        elif (
+            top not in at_base
+            and module in shadowed_modules()
+            and (("/" in path and "." not in top) or ("/" not in path and top.endswith(_MODULE_SUFFIXES)))
+        ):
+            what = f"shadows the module {module}"
+        if what is not None:
+            found.append((path, what, existed))
+    return found
+
+
+def restore_test_infrastructure(workspace: TaskWorkspace, instance: Instance, model_patch: str) -> list[str]:
+    """Reset what `infrastructure_changes` finds to base_commit (a new file is removed);
+    returns one entry per file, e.g. 'removed conftest.py (conftest)'."""
+    changes = infrastructure_changes(workspace, instance, model_patch)
+    if changes:
+        workspace.checkout_base([path for path, _, _ in changes])
+    return [f"{'restored' if existed else 'removed'} {path} ({what})" for path, what, existed in changes]
+
+
+def _restored_reason(restored: Sequence[str]) -> str:
+    shown = ", ".join(restored[:5]) + (f" and {len(restored) - 5} more" if len(restored) > 5 else "")
+    return f"test infrastructure reset to base_commit: {shown}"
+
+
 # --------------------------------------------------------------------------- grading
 
 
@@ -234,7 +396,8 @@ class GradeResult:
     env_error: the environment cannot run the tests (no test runner, or PASS_TO_PASS fail at
     base_commit without the model patch): the patch's verdict is unknown."""
     reason: str = ""
-    """Why it is not resolved, in one line (empty when resolved)."""
+    """Why it is not resolved, in one line; when test infrastructure was reset, that too
+    (empty when resolved and nothing was reset)."""
     patch_applied: bool = False
     patch_method: str = ""
     """'git apply', 'patch --fuzz=5', or 'empty' for an empty model patch."""
@@ -248,6 +411,10 @@ class GradeResult:
     base_pass_to_pass: dict[str, str] = field(default_factory=dict)
     """PASS_TO_PASS statuses at base_commit without the model patch (empty when not checked:
     the verdict is resolved, or every PASS_TO_PASS test passed with the patch)."""
+    restored: list[str] = field(default_factory=list)
+    """Test infrastructure the model patch changed, reset to base_commit before the tests ran
+    ('removed conftest.py (conftest)', 'restored pyproject.toml (pytest settings)'); also
+    said in `reason`, even when resolved."""
 
     @property
     def fail_to_pass_passed(self) -> int:
@@ -420,6 +587,7 @@ def grade(
             except PatchError as exc:
                 result.status, result.reason = "patch_failed", f"model patch does not apply: {exc}"
                 return done()
+            result.restored = restore_test_infrastructure(ws, instance, patch)
             try:
                 ws.checkout_base(patch_paths(instance.test_patch))
                 ws.apply(instance.test_patch)
@@ -449,8 +617,12 @@ def grade(
     result.resolved = not failing_f2p and not failing_p2p and not run.timed_out
     if result.resolved:
         result.status = "resolved"
+        if result.restored:
+            result.reason = _restored_reason(result.restored)
     elif run.timed_out:
         result.status, result.reason = "timeout", f"tests timed out after {timeout_s:g} s"
+        if result.restored:
+            result.reason += "; " + _restored_reason(result.restored)
     else:
         # Failing PASS_TO_PASS tests are the patch's fault only if they pass without it.
         if failing_p2p:
@@ -478,6 +650,8 @@ def grade(
             )
         if result.patch_method == "empty":
             parts.insert(0, "empty patch")
+        if result.restored:
+            parts.append(_restored_reason(result.restored))
         result.reason = "; ".join(parts)
     return done()
 
@@ -549,11 +723,14 @@ __all__ = [
     "base_check",
     "default_python",
     "grade",
+    "infrastructure_changes",
     "local_workspaces",
     "parse_pytest_summary",
     "pytest_command",
     "read_predictions",
+    "restore_test_infrastructure",
     "run_tests",
     "runner_problem",
+    "shadowed_modules",
     "write_predictions",
 ]

@@ -7,13 +7,17 @@ scaffolds.py); afterwards the workspace diff is the model patch, graded in
 another fresh workspace by running FAIL_TO_PASS and PASS_TO_PASS, and
 appended to `<run_dir>/preds.jsonl` in SWE-bench's predictions format.
 
-Prompts, limits and defaults live in config.yaml.
+Prompts, limits and defaults live in config.yaml. Every option is checked when
+the suite is made: a bad one is a one-line UserError before any task runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
+from collections.abc import Mapping
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -27,10 +31,24 @@ from harness.errors import AmpbenchError, UserError
 from harness.tasks import Grade, Judge, Limits, Task, ToolEnvironment
 from suites.swe import grading
 from suites.swe.environment import TOOLS, EnvSettings, SweEnvironment, WorkspaceUnavailable
-from suites.swe.execution import NO_DOCKER_MESSAGE, docker_engine_available
+from suites.swe.execution import (
+    GUARDS,
+    NO_DOCKER_MESSAGE,
+    check_guard,
+    docker_engine_available,
+    limit_enforcement,
+    remove_stale_containers,
+)
 from suites.swe.instances import Instance, bundled_instances, load_instances
+from suites.swe.limits import ResourceLimits, limits_from_config, remove_stale_cgroups
 from suites.swe.scaffolds import SCAFFOLDS, BashOnlyScaffold, ToolsScaffold
-from suites.swe.workspace import DockerWorkspace, TaskWorkspace, Workspace
+from suites.swe.workspace import (
+    DockerWorkspace,
+    TaskWorkspace,
+    Workspace,
+    WorkspaceError,
+    remove_stale_workspaces,
+)
 
 __all__ = ["BACKENDS", "EXTRA_COLUMNS", "SCAFFOLDS", "SweSuite", "WorkspaceUnavailable", "load_config"]
 
@@ -82,12 +100,69 @@ def _optional_number(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def _docker_grading_workspace(instance: Instance) -> DockerWorkspace:
-    return DockerWorkspace.create(instance)
+def _positive(value: Any, name: str, kind: type = float) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise UserError(f"swe: {name} must be a positive number, got {value!r}")
+    if kind is int and value != int(value):
+        raise UserError(f"swe: {name} must be a whole number, got {value!r}")
+    return kind(value)
 
 
-# Every grading container of an instance is the same environment (for grading.base_check).
-_docker_grading_workspace.env_key = ("docker",)  # type: ignore[attr-defined]
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"swe: {name} must be true or false, got {value!r}")
+    return value
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(line: str) -> None:
+    if line not in _NOTED:
+        _NOTED.add(line)
+        print(f"note: swe: {line}", file=sys.stderr)
+
+
+class _TrackedWorkspaces:
+    """A grading workspace factory whose workspaces a cancelled grade can close at once."""
+
+    def __init__(self, factory: grading.WorkspaceFactory) -> None:
+        self.factory = factory
+        # The same test environment as the wrapped factory (grading.base_check's cache key).
+        self.env_key = getattr(factory, "env_key", factory)
+        self._lock = threading.Lock()
+        self._live: list[Any] = []
+        self._cancelled = False
+
+    def __call__(self, instance: Instance) -> Any:
+        with self._lock:
+            if self._cancelled:
+                raise WorkspaceError("grading was cancelled")
+        workspace = self.factory(instance)
+        with self._lock:
+            self._live.append(workspace)
+            cancelled = self._cancelled
+        if cancelled:
+            self._close(workspace)
+            raise WorkspaceError("grading was cancelled")
+        return workspace
+
+    @staticmethod
+    def _close(workspace: Any) -> None:
+        with contextlib.suppress(Exception):
+            workspace.close()
+
+    def cancel(self) -> None:
+        """Kill the test runs in flight and remove their workspaces; refuse new ones."""
+        with self._lock:
+            self._cancelled = True
+            live = list(self._live)
+        for workspace in live:
+            abort = getattr(workspace, "abort", None)
+            if abort is not None:
+                abort()
+        for workspace in live:
+            self._close(workspace)
 
 
 class SweSuite:
@@ -114,6 +189,8 @@ class SweSuite:
         guard: str | None = None,
         network: bool = True,
         workspace_dir: str | Path | None = None,
+        command_network: bool | None = None,
+        limits: ResourceLimits | Mapping[str, Any] | None = None,
     ) -> None:
         """
         instances: a SWE-bench export (JSONL, JSON or Parquet); None is the bundled mini suite.
@@ -123,7 +200,11 @@ class SweSuite:
         step_limit, cost_limit, wall_time_s: override config.yaml's agent limits.
         command_timeout_s, max_output_bytes, guard: override config.yaml's environment settings.
         network: whether a repository that is neither bundled nor mirrored may be fetched from GitHub.
-        workspace_dir: where workspaces are made (default: the system's temporary directory).
+        workspace_dir: where workspaces are made (default: $TMPDIR/ampbench-workspaces).
+        command_network: whether agent commands and test runs reach the network (config.yaml's
+            environment.network); False needs a guard (or the docker backend).
+        limits: resource limits of every command and test run, a ResourceLimits or a mapping like
+            config.yaml's environment.limits (which it replaces).
         """
         if scaffold not in SCAFFOLDS:
             raise UserError(f"unknown scaffold {scaffold!r} (available: {', '.join(SCAFFOLDS)})")
@@ -135,8 +216,18 @@ class SweSuite:
         self.variant = {"scaffold": scaffold}
         self.backend = backend
         self.repo_mirror = str(repo_mirror) if repo_mirror is not None else None
-        self.network = network
+        if self.repo_mirror is not None and not Path(self.repo_mirror).is_dir():
+            raise UserError(f"swe: the repo mirror {self.repo_mirror} is not a directory")
+        self.network = _flag(network, "network")
         self.workspace_dir = str(workspace_dir) if workspace_dir is not None else None
+        if self.workspace_dir is not None:
+            where = Path(self.workspace_dir)
+            try:
+                where.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"swe: cannot use {where} for workspaces ({exc.strerror})") from None
+            if not where.is_dir():
+                raise UserError(f"swe: the workspace directory {where} is not a directory")
 
         config = load_config()
         self._config = config
@@ -153,17 +244,39 @@ class SweSuite:
             wall_time_s if wall_time_s is not None else agent.get("wall_time_s"), "wall_time_s"
         )
         self.max_tokens = int(agent.get("max_tokens", 4096))
-        self.command_timeout_s = float(
-            command_timeout_s if command_timeout_s is not None else env_config.get("timeout_s", 60)
+        self.command_timeout_s = _positive(
+            command_timeout_s if command_timeout_s is not None else env_config.get("timeout_s", 60),
+            "the command timeout",
         )
-        self.max_output_bytes = int(
-            max_output_bytes if max_output_bytes is not None else env_config.get("max_output_bytes", 100_000)
+        self.max_output_bytes = _positive(
+            max_output_bytes if max_output_bytes is not None else env_config.get("max_output_bytes", 100_000),
+            "max_output_bytes",
+            int,
         )
-        self.observation_max_chars = int(env_config.get("observation_max_chars", 10_000))
+        self.observation_max_chars = _positive(
+            env_config.get("observation_max_chars", 10_000), "environment.observation_max_chars", int
+        )
         self.display_root = str(env_config.get("display_root", "/workspace"))
         self.guard = str(guard if guard is not None else env_config.get("guard", "auto"))
+        if self.guard not in ("auto", *GUARDS):
+            raise UserError(f"unknown guard {self.guard!r} (choose from auto, {', '.join(GUARDS)})")
+        self.command_network = _flag(
+            command_network if command_network is not None else env_config.get("network", True),
+            "environment.network",
+        )
+        if isinstance(limits, ResourceLimits):
+            self.limits = limits
+        else:
+            self.limits = limits_from_config(limits if limits is not None else env_config.get("limits"))
+        if backend == "local":
+            # An unknown or unavailable guard, or no network without a guard, fails here, not per task.
+            resolved = check_guard(self.guard, network=self.command_network)
+            for note in limit_enforcement(self.limits, resolved, network=self.command_network).notes:
+                _note_once(note)
         self.command_env = {str(k): str(v) for k, v in (env_config.get("env") or {}).items()}
-        self.grade_timeout_s = float(_section(config, "grading").get("timeout_s", 600))
+        self.grade_timeout_s = _positive(
+            _section(config, "grading").get("timeout_s", 600), "grading.timeout_s"
+        )
         self.submit_sentinel: str | None = (
             str(self._scaffold_config["submit_sentinel"]) if scaffold == "bash-only" else None
         )
@@ -257,7 +370,11 @@ class SweSuite:
     def _make_workspace(self, instance: Instance) -> TaskWorkspace:
         if self.backend == "docker":
             return DockerWorkspace.create(
-                instance, timeout_s=self.command_timeout_s, max_output_bytes=self.max_output_bytes
+                instance,
+                timeout_s=self.command_timeout_s,
+                max_output_bytes=self.max_output_bytes,
+                limits=self.limits,
+                network=self.command_network,
             )
         return Workspace.create(
             instance,
@@ -268,18 +385,40 @@ class SweSuite:
             timeout_s=self.command_timeout_s,
             max_output_bytes=self.max_output_bytes,
             extra_env=self.command_env,
+            limits=self.limits,
+            command_network=self.command_network,
         )
 
     def _grading_workspaces(self) -> grading.WorkspaceFactory:
         if self.backend == "docker":
-            return _docker_grading_workspace
+            limits, network = self.limits, self.command_network
+
+            def docker_factory(instance: Instance) -> DockerWorkspace:
+                return DockerWorkspace.create(instance, limits=limits, network=network)
+
+            # Every grading container of an instance is the same environment (for grading.base_check).
+            docker_factory.env_key = ("docker", repr(limits), network)  # type: ignore[attr-defined]
+            return docker_factory
         return grading.local_workspaces(
             repo_mirror=self.repo_mirror,
             network=self.network,
             base_dir=self.workspace_dir,
             guard=self.guard,
             extra_env=self.command_env,
+            limits=self.limits,
+            command_network=self.command_network,
         )
+
+    def clean_stale(self) -> list[str]:
+        """Remove what task runs of ampbench processes that were killed (SIGKILL) left behind:
+        their workspaces (with whatever still runs in them), command cgroups and, with the
+        docker backend, containers. Leaves everything of live processes alone; cheap when
+        there is nothing to do. Returns one line per thing removed."""
+        removed = [f"cgroup {p}" for p in remove_stale_cgroups()]
+        removed += [f"workspace {p}" for p in remove_stale_workspaces(self.workspace_dir)]
+        if self.backend == "docker":
+            removed += [f"container {c}" for c in remove_stale_containers()]
+        return removed
 
     def environment(self, task: Task) -> SweEnvironment:
         instance = self.instances[task.id]
@@ -316,13 +455,19 @@ class SweSuite:
                 resolved=False, grade_status="error", grade_reason=f"cannot take the model patch: {exc}"
             )
             return Grade(score=0.0, details=details, artifacts={"model_patch": ""})
-        result = await asyncio.to_thread(
-            grading.grade,
-            instance,
-            patch,
-            self._grading_workspaces(),
-            timeout_s=self.grade_timeout_s,
-        )
+        workspaces = _TrackedWorkspaces(self._grading_workspaces())
+        try:
+            result = await asyncio.to_thread(
+                grading.grade,
+                instance,
+                patch,
+                workspaces,
+                timeout_s=self.grade_timeout_s,
+            )
+        except asyncio.CancelledError:
+            # Cancelled (SIGTERM, Ctrl-C): the test run dies now and its workspace goes.
+            workspaces.cancel()
+            raise
         # A verdict needs tests that could run: env_error (and error) leave the score and
         # `resolved` unknown (empty), never 0, and grade_status / grade_reason say why.
         known = result.status not in (grading.ENV_ERROR, "error")

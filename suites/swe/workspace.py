@@ -2,11 +2,13 @@
 
 `Workspace.create(instance)` makes a temporary directory laid out as::
 
-    <root>/                 ampbench-swe-<instance>-XXXX (the only writable tree under a guard)
-      repo/                 the checkout at base_commit: the agent's cwd
-      home/                 HOME of agent commands
-      tmp/                  TMPDIR of agent commands
-      .ampbench/            scratch space of the harness (e.g. the index used by diff())
+    <base>/                 $TMPDIR/ampbench-workspaces (or the suite's workspace_dir)
+      ampbench-swe-<instance>-XXXX.owner    who made it: pid, process start time, host
+      ampbench-swe-<instance>-XXXX/         the root (the only writable tree under a guard)
+        repo/               the checkout at base_commit: the agent's cwd
+        home/               HOME of agent commands
+        tmp/                TMPDIR of agent commands
+        .ampbench/          scratch space of the harness (e.g. the index used by diff())
 
 HOME and TMPDIR sit beside the checkout, so what tools write there never
 shows up in the model patch. The checkout comes from, in this order:
@@ -29,21 +31,30 @@ after the agent has worked on it run through the execution backend (under the
 guard, with the scrubbed environment): the agent can write ``.git/config``, and
 options like ``core.fsmonitor`` would otherwise run its code in the harness.
 
-Clean-up: a workspace is a context manager; its directory is removed on
-``close()``/``__exit__`` — after exceptions and KeyboardInterrupt too — and, as
-a last resort, when it is garbage collected or the interpreter exits.
+Clean-up: a workspace is a context manager; ``close()``/``__exit__`` kills
+every command still running in it (a cancelled task run: SIGTERM and Ctrl-C
+cancel task runs), then removes its directory and owner file — after
+exceptions and KeyboardInterrupt too — and, as a last resort, so does garbage
+collection or the interpreter's exit. Only SIGKILL (or a power cut) leaves a
+workspace behind: its owner file, beside the root where commands cannot write
+under a guard, names a process that is gone, and `remove_stale_workspaces()`
+(called by ``ampbench run --resume`` through the suite's ``clean_stale()``)
+removes it and kills whatever still runs in it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -61,6 +72,7 @@ from suites.swe.execution import (
     ProcessResult,
 )
 from suites.swe.instances import Instance, bundled_project_dir
+from suites.swe.limits import DEFAULT_LIMITS, ResourceLimits, owner_alive, owner_tag
 
 DEFAULT_URL_TEMPLATE = "https://github.com/{repo}.git"
 
@@ -115,6 +127,10 @@ class TaskWorkspace(Protocol):
     def apply(self, patch: str) -> str: ...
 
     def checkout_base(self, paths: Iterable[str]) -> None: ...
+
+    def base_entries(self, paths: Iterable[str]) -> set[str]: ...
+
+    def base_text(self, path: str) -> str | None: ...
 
     def close(self) -> None: ...
 
@@ -500,6 +516,21 @@ class _GitCheckout:
         if others:
             self._exec(["rm", "-f", "--", *others])
 
+    def base_entries(self, paths: Iterable[str]) -> set[str]:
+        """Which of `paths` (files or directories) exist at base_commit."""
+        wanted = sorted(set(paths))
+        if not wanted:
+            return set()
+        listed = self._git("ls-tree", "-z", "--name-only", self.base_commit, "--", *wanted, what="ls-tree")
+        return {p for p in listed.decode("utf-8", "replace").split("\0") if p} & set(wanted)
+
+    def base_text(self, path: str) -> str | None:
+        """The text of `path` at base_commit, None when it does not exist there."""
+        result = self._exec([*SAFE_GIT, "cat-file", "blob", f"{self.base_commit}:{path}"])
+        if not result.ok:
+            return None
+        return result.stdout.decode("utf-8", errors="replace")
+
     def head_commit(self) -> str:
         return self._git("rev-parse", "HEAD").decode().strip()
 
@@ -509,6 +540,91 @@ class _GitCheckout:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:60] or "task"
+
+
+WORKSPACES_DIR = "ampbench-workspaces"
+OWNER_SUFFIX = ".owner"
+
+
+def _own_directory(path: Path) -> bool:
+    """A real directory (not a symlink) owned by this user: safe to make workspaces in."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def workspace_root() -> Path:
+    """Where workspaces are made by default: ``$TMPDIR/ampbench-workspaces`` (or, when another
+    user owns that, ``$TMPDIR/ampbench-workspaces-<uid>``)."""
+    tmp = Path(tempfile.gettempdir())
+    for candidate in (tmp / WORKSPACES_DIR, tmp / f"{WORKSPACES_DIR}-{os.geteuid()}"):
+        with contextlib.suppress(FileExistsError):
+            candidate.mkdir(mode=0o700)
+        if _own_directory(candidate):
+            return candidate
+    raise UserError(f"cannot make a private workspace directory in {tmp}; pass --workspace-dir")
+
+
+def _host() -> str:
+    return os.uname().nodename
+
+
+def _remove_workspace(root: str, marker: str) -> None:
+    _rmtree(root)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)
+
+
+def _kill_processes_in(root: str) -> None:
+    """SIGKILL processes whose working directory or root is inside `root` (left by a harness
+    that died; under a guard they die with it, without one they may run on)."""
+    prefix = os.path.realpath(root)
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        for link in ("cwd", "root"):
+            try:
+                target = os.readlink(f"/proc/{name}/{link}")
+            except OSError:
+                continue
+            if target == prefix or target.startswith(prefix + os.sep):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(name), signal.SIGKILL)
+                break
+
+
+def remove_stale_workspaces(base_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Remove the workspaces in `base_dir` (default: `workspace_root()`) whose owner process on
+    this host is gone (it was killed with SIGKILL), with whatever still runs in them.
+
+    Workspaces of live processes, and of other hosts (a shared file system), are left alone.
+    Returns the roots removed. Cheap when there is nothing to do: safe to call at every start.
+    """
+    base = Path(base_dir) if base_dir is not None else workspace_root()
+    removed: list[Path] = []
+    try:
+        markers = sorted(base.glob(f"ampbench-swe-*{OWNER_SUFFIX}"))
+    except OSError:
+        return removed
+    for marker in markers:
+        try:
+            owner = json.loads(marker.read_text(encoding="utf-8"))
+            host, tag = str(owner["host"]), str(owner["owner"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or not ours
+        if host != _host() or owner_alive(tag):
+            continue
+        root = Path(os.fspath(marker)[: -len(OWNER_SUFFIX)])
+        if root.is_dir() and not root.is_symlink():
+            _kill_processes_in(os.fspath(root))
+            _rmtree(os.fspath(root))
+            removed.append(root)
+        with contextlib.suppress(FileNotFoundError):
+            marker.unlink()
+    return removed
 
 
 class Workspace(_GitCheckout):
@@ -525,9 +641,18 @@ class Workspace(_GitCheckout):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         extra_env: Mapping[str, str] | None = None,
+        limits: ResourceLimits = DEFAULT_LIMITS,
+        network: bool = True,
+        owner_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.root = Path(root).resolve()
-        self._finalizer = weakref.finalize(self, _rmtree, os.fspath(self.root))
+        self.owner_file = Path(owner_file) if owner_file is not None else Path(f"{self.root}{OWNER_SUFFIX}")
+        self._finalizer = weakref.finalize(
+            self, _remove_workspace, os.fspath(self.root), os.fspath(self.owner_file)
+        )
+        # Host-side file access (the editor) and removal take turns: a write racing close()
+        # must not re-create a directory that was just removed.
+        self._io_lock = threading.RLock()
         self.instance_id = instance_id
         self.base_commit = base_commit
         self.source = source
@@ -550,6 +675,8 @@ class Workspace(_GitCheckout):
             timeout_s=timeout_s,
             max_output_bytes=max_output_bytes,
             extra_env=extra_env,
+            limits=limits,
+            network=network,
         )
 
     @classmethod
@@ -566,15 +693,29 @@ class Workspace(_GitCheckout):
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         fetch_timeout_s: float = 1800.0,
         extra_env: Mapping[str, str] | None = None,
+        limits: ResourceLimits = DEFAULT_LIMITS,
+        command_network: bool = True,
     ) -> Workspace:
         """A fresh workspace at `instance.base_commit` (see the module doc for the sources).
 
         Raises UserError with one line when the repository cannot be found or
-        fetched, or base_commit is not in it. `extra_env` adds variables to the
-        scrubbed environment of every command (never secret-looking names).
+        fetched, or base_commit is not in it. `network` allows fetching the
+        repository; `command_network` gives commands the network (see
+        `LocalBackend`). `extra_env` adds variables to the scrubbed environment of
+        every command (never secret-looking names); `limits` are the resource
+        limits of every command.
         """
-        root = tempfile.mkdtemp(prefix=f"ampbench-swe-{_slug(instance.instance_id)}-", dir=base_dir)
+        base = Path(base_dir) if base_dir is not None else workspace_root()
+        # The owner file first (its name is unique), then the root beside it: a workspace is
+        # never without an owner, even if this process is killed right now.
+        fd, marker = tempfile.mkstemp(
+            prefix=f"ampbench-swe-{_slug(instance.instance_id)}-", suffix=OWNER_SUFFIX, dir=base
+        )
+        root = marker[: -len(OWNER_SUFFIX)]
         try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"host": _host(), "owner": owner_tag(), "pid": os.getpid()}, fh)
+            os.mkdir(root, 0o700)
             for sub in ("home", "tmp", ".ampbench"):
                 os.mkdir(os.path.join(root, sub))
             source = _materialize(
@@ -594,9 +735,17 @@ class Workspace(_GitCheckout):
                 timeout_s=timeout_s,
                 max_output_bytes=max_output_bytes,
                 extra_env=extra_env,
+                limits=limits,
+                network=command_network,
+                owner_file=marker,
             )
+        except FileExistsError:
+            # A directory of that name without an owner file: not ours; leave it.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+            raise WorkspaceError(f"cannot make workspace {root}: it exists already") from None
         except BaseException:
-            _rmtree(root)
+            _remove_workspace(root, marker)
             raise
 
     @property
@@ -611,7 +760,8 @@ class Workspace(_GitCheckout):
         timeout_s: float | None = None,
         max_output_bytes: int | None = None,
     ) -> ExecResult:
-        """Run a shell command in the checkout (`cwd` relative to it); see LocalBackend.run."""
+        """Run a shell command in the checkout (`cwd` relative to it); see LocalBackend.run.
+        Raises `suites.swe.execution.BackendClosed` after `close()`."""
         return self.backend.run(command, cwd=cwd, timeout_s=timeout_s, max_output_bytes=max_output_bytes)
 
     def _exec(
@@ -628,27 +778,40 @@ class Workspace(_GitCheckout):
         return full
 
     def read_text(self, path: str) -> str:
-        try:
-            return self.resolve(path).read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise WorkspaceError(f"cannot read {path}: {exc.strerror}") from None
+        with self._io_lock:
+            if self.closed:
+                raise WorkspaceError(f"cannot read {path}: the workspace is closed")
+            try:
+                return self.resolve(path).read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise WorkspaceError(f"cannot read {path}: {exc.strerror}") from None
 
     def write_text(self, path: str, text: str) -> None:
-        target = self.resolve(path)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise WorkspaceError(f"cannot write {path}: {exc.strerror}") from None
+        with self._io_lock:
+            if self.closed:
+                raise WorkspaceError(f"cannot write {path}: the workspace is closed")
+            target = self.resolve(path)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise WorkspaceError(f"cannot write {path}: {exc.strerror}") from None
 
     @property
     def closed(self) -> bool:
         return not self._finalizer.alive
 
+    def abort(self) -> None:
+        """Kill every command running in the workspace now, without waiting (from an event loop;
+        `close()` follows). Later commands raise `suites.swe.execution.BackendClosed`."""
+        self.backend.close(wait_s=0)
+
     def close(self) -> None:
-        """Remove the whole workspace directory (idempotent)."""
+        """Kill every command still running in the workspace, then remove its directory and
+        owner file (idempotent; safe from another thread while a command runs)."""
         self.backend.close()
-        self._finalizer()
+        with self._io_lock:
+            self._finalizer()
 
     def __enter__(self) -> Workspace:
         return self
