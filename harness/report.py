@@ -128,6 +128,11 @@ def notes(data: RunData, rows: list[dict[str, Any]] | None = None, *, errors: bo
     out = error_notes(rows) if errors else []
     out += list(data.manifest.get("limits", []))
     out += list(data.warnings)
+    if data.manifest.get("refused_requests"):
+        out.append(
+            f"{data.manifest['refused_requests']} requests were refused by the proxy (not origin-form, "
+            "never forwarded); they are not exchanges"
+        )
     if data.orphaned_exchanges:
         out.append(
             f"{data.orphaned_exchanges} exchanges belong to task attempts interrupted before --resume; "

@@ -653,10 +653,12 @@ def test_upstream_faults_reach_the_client_unchanged(
 ) -> None:
     with SimServer(faults=1.0, fault_kinds=kind) as sim:
         direct = _anthropic_outcome(sim.url, stream)
+    # A fresh simulator for the proxied request: it counts attempts itself, so the same body sent to
+    # the first one again would be its second attempt (another request-id).
+    with SimServer(faults=1.0, fault_kinds=kind) as sim:
         proxy = start_proxy(upstream=sim.url)
-        before = sim.stats()["requests"]
         proxied = _anthropic_outcome(proxy.url, stream)
-        sent = sim.stats()["requests"] - before
+        sent = sim.stats()["requests"]
         rows = exchange_rows(proxy.stop())
     assert proxied == direct
     assert len(rows) == sent == 1

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -15,16 +20,37 @@ from harness.errors import UserError
 from suites.swe import execution
 from suites.swe.execution import (
     NO_DOCKER_MESSAGE,
+    BackendClosed,
     DockerBackend,
     LocalBackend,
+    _docker_hits,
     available_guards,
     docker_engine_available,
     docker_image_name,
+    docker_limit_flags,
     is_secret_name,
+    limit_enforcement,
     scrubbed_env,
 )
 from suites.swe.instances import Instance, bundled_instances
-from suites.swe.workspace import DockerWorkspace, PatchError, Workspace, WorkspaceError, find_in_mirror
+from suites.swe.limits import (
+    DEFAULT_LIMITS,
+    ResourceLimits,
+    cgroup_support,
+    format_size,
+    limits_from_config,
+    parse_size,
+    remove_stale_cgroups,
+)
+from suites.swe.workspace import (
+    DockerWorkspace,
+    PatchError,
+    Workspace,
+    WorkspaceError,
+    find_in_mirror,
+    remove_stale_workspaces,
+)
+from tests.conftest import REPO
 
 GUARDS = available_guards()
 WORKING_GUARDS = [g for g, ok in GUARDS.items() if ok]
@@ -370,6 +396,39 @@ def test_docker_commands_wait_for_background_output(tmp_path: Path, monkeypatch:
     assert _wait_gone(marker) == []
 
 
+def test_docker_containers_get_the_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "docker-run.txt"
+    # The fake CLI of above, also writing down the options of `docker run`.
+    fake = FAKE_DOCKER.replace(
+        "run) echo fake-container ;;", f'run) echo "$@" >> {log}; echo fake-container ;;'
+    )
+    (bin_dir / "docker").write_text(fake)
+    (bin_dir / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    with DockerBackend("swebench/fake:latest", workdir=str(tmp_path), network=False) as backend:
+        # Normal commands print exactly what they printed before (no counters, no notes).
+        result = backend.run("echo out; echo err >&2", timeout_s=30)
+        assert result["output"] == "out\nerr\n" and result["limits_hit"] == []
+    options = log.read_text().split()
+    for flag in docker_limit_flags(DEFAULT_LIMITS, network=False):
+        assert flag in options
+    assert "--pids-limit=512" in options and f"--memory={4 << 30}" in options
+    assert f"--ulimit=fsize={1 << 30}:{1 << 30}" in options and "--network=none" in options
+    assert any(o.startswith("--label=ampbench.owner=") for o in options)
+    assert "--storage-opt" not in " ".join(options)  # no disk quota unless asked for
+    assert f"--storage-opt=size={10 << 30}" in docker_limit_flags(ResourceLimits(disk_bytes=10 << 30))
+
+
+def test_docker_limit_counters_are_read_apart_from_the_output() -> None:
+    stderr = b"ampbench-limits: pids=0 memory=2 | pids=7 memory=2 \n"
+    assert _docker_hits(stderr) == ({"processes"}, b"")
+    stderr = b"Error: oops\nampbench-limits: pids=0 memory=0 | pids=0 memory=1 \n"
+    assert _docker_hits(stderr) == ({"memory"}, b"Error: oops\n")
+    assert _docker_hits(b"Error response from daemon\n") == (set(), b"Error response from daemon\n")
+
+
 # --------------------------------------------------------------------------- workspaces
 
 
@@ -508,3 +567,210 @@ def test_a_command_that_closes_its_output_still_runs_to_the_end(root: Path) -> N
     assert (root / "done.txt").read_text() == "finished\n"
     result = backend.run("exec >/dev/null 2>&1; sleep 30", timeout_s=0.5)
     assert result["timed_out"] and result["returncode"] == -9
+
+
+# --------------------------------------------------------------------------- resource limits
+
+CGROUPS = cgroup_support()
+needs_cgroups = pytest.mark.skipif(
+    not (CGROUPS.has("pids") and CGROUPS.has("memory")),
+    reason=f"no usable pids and memory cgroups here ({'; '.join(CGROUPS.problems)})",
+)
+SMALL = ResourceLimits(processes=64, memory_bytes=256 << 20, file_size_bytes=16 << 20)
+
+# 100 forks against a limit of 64; each child sleeps briefly and exits, so that even
+# without the limit nothing piles up on a shared machine.
+FORK_100 = textwrap.dedent(
+    """\
+    python - <<'EOF'
+    import os, time
+    forked = refused = 0
+    for _ in range(100):
+        try:
+            pid = os.fork()
+        except OSError:
+            refused += 1
+            continue
+        if pid == 0:
+            time.sleep(0.5)
+            os._exit(0)
+        forked += 1
+    print(f"forked {forked}, refused {refused}")
+    EOF"""
+)
+
+
+def test_limit_settings_parse_and_say_themselves() -> None:
+    assert parse_size("4GiB", "x") == 4 << 30 and parse_size("512 MiB", "x") == 512 << 20
+    assert (
+        parse_size(1024, "x") == 1024 and parse_size("1G", "x") == 1 << 30 and parse_size(None, "x") is None
+    )
+    assert format_size(4 << 30) == "4 GiB" and format_size(1536 << 20) == "1.5 GiB"
+    assert limits_from_config(None) == DEFAULT_LIMITS == ResourceLimits(512, 4 << 30, 1 << 30, None)
+    assert limits_from_config({"memory": None, "file_size": "2GiB"}) == ResourceLimits(512, None, 2 << 30)
+    for bad in ({"memory": "lots"}, {"processes": 0}, {"procs": 5}, {"file_size": -1}, {"memory": True}):
+        with pytest.raises(UserError) as info:
+            limits_from_config(bad)
+        assert "\n" not in str(info.value)
+
+
+@needs_cgroups
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_limits_hold_and_are_reported_under_every_guard(root: Path, guard: str) -> None:
+    backend = LocalBackend(root, guard=guard, limits=SMALL)
+    assert backend.enforcement.mechanisms["processes"] == "cgroup pids.max"
+    normal = backend.run("echo hi")
+    assert normal["output"] == "hi\n" and normal["limits_hit"] == []  # no note for normal commands
+
+    forks = backend.run(FORK_100, timeout_s=60)
+    forked = int(forks["output"].split("forked ")[1].split(",")[0])
+    assert forked < 64 and "refused" in forks["output"]
+    assert forks["limits_hit"] == ["processes"]
+    assert forks["output"].endswith("[ampbench: process limit (64) reached: some processes could not start]")
+
+    memory = backend.run("python -c \"b = bytearray(512 << 20); print('allocated')\"", timeout_s=60)
+    assert "allocated" not in memory["output"] and memory["returncode"] == 137
+    assert memory["limits_hit"] == ["memory"]
+    assert memory["output"].endswith(
+        "[ampbench: memory limit (256 MiB) reached: a process of the command was killed]"
+    )
+
+    big = backend.run("head -c 100M /dev/zero > big; stat -c %s big", timeout_s=60)
+    assert str(16 << 20) in big["output"] and (root / "big").stat().st_size == 16 << 20
+    assert big["limits_hit"] == ["file_size"]
+    assert big["output"].endswith("[ampbench: file size limit (16 MiB) reached: writing beyond it failed]")
+    # git plumbing runs under the same limits.
+    assert backend.exec_argv(["true"]).limits_hit == []
+
+
+def test_what_enforces_each_limit_is_said() -> None:
+    enforcement = limit_enforcement(DEFAULT_LIMITS, "none")
+    assert enforcement.mechanisms["file_size"] == "RLIMIT_FSIZE"
+    if CGROUPS.has("memory"):
+        assert enforcement.mechanisms["memory"] == "cgroup memory limit"
+    else:
+        assert any("RLIMIT_AS" in note for note in enforcement.notes)
+    # The local backend has no disk quota: a limit it cannot hold is a note, not silence.
+    disk = limit_enforcement(ResourceLimits(disk_bytes=10 << 30), "none")
+    assert any(note.startswith("disk limit (10 GiB) not enforced") for note in disk.notes)
+
+
+@needs_cgroups
+def test_cgroups_of_commands_are_removed(root: Path) -> None:
+    backend = LocalBackend(root, guard="none", limits=SMALL)
+    before = {p for h in CGROUPS.hierarchies for p in h.parent.iterdir() if p.is_dir()}
+    backend.run("sleep 0.1 & echo x")
+    backend.run("sleep 30 & echo x", timeout_s=0.5)
+    after = {p for h in CGROUPS.hierarchies for p in h.parent.iterdir() if p.is_dir()}
+    assert not {p for p in after - before if p.name.split("-")[1] == str(os.getpid())}
+
+
+# --------------------------------------------------------------------------- network
+
+
+@pytest.mark.parametrize("guard", REAL_GUARDS)
+def test_network_off_leaves_only_a_loopback_of_its_own(root: Path, guard: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        probe = (
+            f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=5); "
+            "print('reached the host')\" 2>/dev/null; "
+            "python -c \"import socket; s = socket.create_server(('127.0.0.1', 0)); "
+            "socket.create_connection(s.getsockname(), timeout=5); print('own loopback')\""
+        )
+        # By default commands reach services on the host's loopback (documented).
+        assert LocalBackend(root, guard=guard).run(probe)["output"] == "reached the host\nown loopback\n"
+        cut = LocalBackend(root, guard=guard, network=False)
+        assert cut.enforcement.mechanisms["network"].startswith("off")
+        assert cut.run(probe)["output"] == "own loopback\n"
+
+
+def test_network_off_without_a_guard_is_a_user_error(root: Path) -> None:
+    with pytest.raises(UserError, match="network: false needs a guard") as info:
+        LocalBackend(root, guard="none", network=False)
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- closing, stale workspaces
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_closing_a_workspace_kills_its_running_command(tmp_path: Path, guard: str) -> None:
+    # A cancelled task run (SIGTERM, Ctrl-C) closes its environment while a command runs.
+    marker = f"200.{len(guard)}{os.getpid() % 997}"
+    ws = Workspace.create(LRUKIT, base_dir=tmp_path, guard=guard)
+    outcome: dict[str, object] = {}
+
+    def command() -> None:
+        try:
+            outcome["result"] = ws.run(f"sleep {marker} & sleep {marker}; echo never", timeout_s=120)
+        except BackendClosed as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=command)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_processes_with(marker)) == 2
+    started = time.monotonic()
+    ws.close()
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 10
+    assert isinstance(outcome.get("error"), BackendClosed)
+    assert _wait_gone(marker) == []
+    assert list(tmp_path.iterdir()) == []  # the root and its owner file
+    with pytest.raises(BackendClosed):
+        ws.run("true")
+
+
+# Makes a workspace, starts a long command in it, says where it is, and waits to be killed.
+STALE_OWNER = textwrap.dedent(
+    """\
+    import sys, threading, time
+    from suites.swe.instances import bundled_instances
+    from suites.swe.workspace import Workspace
+    instance = next(i for i in bundled_instances() if i.instance_id == "ampbench__lrukit-1")
+    ws = Workspace.create(instance, base_dir=sys.argv[1], guard=sys.argv[2])
+    threading.Thread(target=ws.run, args=(f"sleep {sys.argv[3]}",), kwargs={"timeout_s": 300}, daemon=True).start()
+    print(ws.root, flush=True)
+    time.sleep(300)
+    """
+)
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, guard: str) -> None:
+    marker = f"300.{len(guard)}{os.getpid() % 997}"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", STALE_OWNER, str(tmp_path), guard, marker],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        root = Path(owner.stdout.readline().strip())
+        deadline = time.monotonic() + 20
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(marker)
+    finally:
+        owner.send_signal(signal.SIGKILL)  # no clean-up of any kind runs
+        owner.wait()
+    live = Workspace.create(LRUKIT, base_dir=tmp_path, guard=guard)
+    try:
+        assert root.is_dir() and Path(f"{root}.owner").is_file()
+        owner_record = json.loads(Path(f"{root}.owner").read_text())
+        assert owner_record["pid"] == owner.pid
+        stale_cgroups = remove_stale_cgroups()
+        if CGROUPS.hierarchies:
+            assert any(f"-{owner.pid}-" in p.name for p in stale_cgroups)
+        assert remove_stale_workspaces(tmp_path) == [root]
+        assert not root.exists() and not Path(f"{root}.owner").exists()
+        assert _wait_gone(marker) == []
+        assert live.root.is_dir()  # a live process's workspace stays
+        assert remove_stale_workspaces(tmp_path) == []
+    finally:
+        live.close()
+    assert list(tmp_path.iterdir()) == []

@@ -225,20 +225,30 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
+@functools.cache
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
 def owner_tag(pid: int | None = None) -> str:
-    """'<pid>-<start time>' of this process (or `pid`): unique on this machine while it lives,
-    and never reused by another process (a reused pid has another start time)."""
+    """'<pid namespace>-<pid>-<start time>' of this process (or `pid`): unique on this machine
+    while it lives, and never reused by another process (a reused pid has another start time)."""
     pid = os.getpid() if pid is None else pid
-    return f"{pid}-{_start_time(pid) or 0}"
+    return f"{_pid_namespace()}-{pid}-{_start_time(pid) or 0}"
 
 
 def owner_alive(tag: str) -> bool:
-    """Whether the process named by an `owner_tag` still runs."""
+    """Whether the process named by an `owner_tag` still runs. A process of another PID namespace
+    (another container sharing the file system) cannot be seen from here: it counts as alive."""
     try:
-        pid_text, start_text = tag.split("-", 1)
-        pid, start = int(pid_text), int(start_text)
+        ns, pid, start = (int(part) for part in tag.split("-"))
     except ValueError:
         return True  # not ours to judge
+    if ns != _pid_namespace():
+        return True
     current = _start_time(pid)
     return current is not None and (start == 0 or current == start)
 
@@ -546,7 +556,7 @@ class CommandCgroup:
             _rmdir(directory)
 
 
-_CGROUP_NAME = re.compile(r"^(?:probe-)?(\d+-\d+)-[0-9a-f]+$")
+_CGROUP_NAME = re.compile(r"^(?:probe-)?(\d+-\d+-\d+)-[0-9a-f]+$")
 
 
 def remove_stale_cgroups(support: CgroupSupport | None = None) -> list[Path]:
