@@ -716,7 +716,7 @@ def render_table(comparison: Comparison, width: int = 200) -> str:
     from rich.console import Console
 
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    console = Console(file=buf, width=width, force_terminal=False, color_system=None, markup=False)
     print_table(comparison, console)
     return buf.getvalue()
 

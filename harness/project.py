@@ -548,7 +548,7 @@ def render_table(projection: Projection, width: int = 200) -> str:
     from rich.console import Console
 
     buf = io.StringIO()
-    print_table(projection, Console(file=buf, width=width, color_system=None))
+    print_table(projection, Console(file=buf, width=width, color_system=None, markup=False))
     return buf.getvalue()
 
 

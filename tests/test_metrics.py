@@ -214,6 +214,8 @@ def test_compare_keeps_scaffolds_apart_and_never_pits_real_against_simulated(tmp
     by_label = {g["model"]: g for g in comparison.groups}
     assert by_label["sim:m (simulated) [scaffold=tools]"]["exchanges_per_request"]["value"] == 2
     assert by_label["sim:m (simulated) [scaffold=bash-only]"]["exchanges_per_request"]["value"] == 5
+    # Labels are data: rich must not read "[scaffold=tools]" as markup and drop it.
+    assert "[scaffold=bash-only]" in cmp.render_table(comparison, width=400)
     pairs = {(r["model"], r["baseline"]) for r in comparison.ratios}
     assert pairs == {
         ("sim:m (simulated) [scaffold=bash-only]", "sim:m (simulated) [scaffold=tools]"),

@@ -25,7 +25,7 @@ Resamples = Annotated[int, typer.Option(help="Bootstrap resamples per estimate."
 def _stdout_console():  # -> rich.console.Console
     from rich.console import Console
 
-    return Console()
+    return Console(markup=False)  # labels such as "[scaffold=tools]" are data, not markup
 
 
 def compare_command(

@@ -15,7 +15,7 @@ from harness.cli._wait import wait_until_stopped
 from harness.errors import UserError
 
 # stdout belongs to the wrapped command (its JSON output stays parseable); ampbench talks on stderr.
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 UpstreamOpt = Annotated[
     str | None,

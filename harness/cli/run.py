@@ -12,8 +12,8 @@ from rich.console import Console
 
 from harness.errors import UserError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)  # labels such as "[scaffold=tools]" are data, not markup
+err_console = Console(stderr=True, markup=False)
 
 
 def run(
