@@ -293,6 +293,9 @@ class Runner:
     def run(self) -> Path:
         suite, tasks, specs, judge_spec = self.prepare()
         config = self.config
+        # What an earlier run killed with SIGKILL left behind (workspaces, their processes).
+        for line in getattr(suite, "clean_stale", lambda: [])():
+            print(f"note: {line}", file=sys.stderr)
         if self.resume_dir is not None:
             run_dir = self.resume_dir
             run_id = str(read_manifest(run_dir).get("run_id") or run_dir.name)

@@ -87,6 +87,7 @@ class Suite(Protocol):
 #   scaffold(task) -> harness.loop.Scaffold     how the loop reads turns (default: native tool calls)
 #   extra_columns: tuple[str, ...]               grade detail columns of tasks.csv
 #   variant: dict[str, str]                      options that change the agent (compare groups by them)
+#   clean_stale() -> list[str]                   remove what killed runs left behind; called at each start
 #   default_repeats: int                         --repeats when not given
 #   write_artifacts(run_dir, task, model, repeat, grade) -> None
 #                                                files beside the result files (e.g. preds.jsonl)

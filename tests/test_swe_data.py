@@ -297,6 +297,110 @@ def test_build_rejects_a_patch_that_does_not_apply(tmp_path: Path) -> None:
         build_instances.build_all(tmp_path)
 
 
+# --------------------------------------------------------------------------- grading that cannot be gamed
+
+FORCING_CONFTEST = """import pytest
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    report.outcome = "passed"
+    report.longrepr = None
+"""
+
+
+def _new_file(path: str, text: str) -> str:
+    lines = text.splitlines()
+    body = "".join(f"+{line}\n" for line in lines)
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n"
+        f"@@ -0,0 +1,{len(lines)} @@\n{body}"
+    )
+
+
+def test_a_conftest_forcing_every_outcome_is_removed_before_grading(monkeypatch: pytest.MonkeyPatch) -> None:
+    calendarkit = next(inst for inst in BUNDLED if inst.instance_id == "ampbench__calendarkit-1")
+    patch = _new_file("conftest.py", FORCING_CONFTEST)
+    result = grade(calendarkit, patch)
+    assert not result.resolved and result.status == "unresolved"
+    assert result.fail_to_pass_passed == 0 and result.pass_to_pass_passed == 14
+    assert result.restored == ["removed conftest.py (conftest)"]
+    assert result.reason.endswith(
+        "; test infrastructure reset to base_commit: removed conftest.py (conftest)"
+    )
+    assert result.to_row()["grade_reason"] == result.reason
+    # Without the reset the very same patch is graded resolved: the exploit is real.
+    monkeypatch.setattr(grading, "restore_test_infrastructure", lambda *args: [])
+    gamed = grade(calendarkit, patch)
+    assert gamed.resolved and (gamed.fail_to_pass_passed, gamed.pass_to_pass_passed) == (4, 14)
+
+
+def test_a_real_fix_with_a_forcing_conftest_is_resolved_and_the_reset_said() -> None:
+    calendarkit = next(inst for inst in BUNDLED if inst.instance_id == "ampbench__calendarkit-1")
+    result = grade(calendarkit, calendarkit.patch + _new_file("tests/conftest.py", FORCING_CONFTEST))
+    assert result.resolved and result.status == "resolved"
+    assert result.reason == "test infrastructure reset to base_commit: removed tests/conftest.py (conftest)"
+
+
+def test_what_counts_as_test_infrastructure(tmp_path: Path) -> None:
+    # pathguard's PASS_TO_PASS file tests/test_names.py is not in its test patch.
+    pathguard = next(inst for inst in BUNDLED if inst.instance_id == "ampbench__pathguard-1")
+    with Workspace.create(pathguard, base_dir=tmp_path) as ws:
+        pyproject = ws.read_text("pyproject.toml")
+        changes = {
+            "conftest.py": FORCING_CONFTEST,
+            "tests/conftest.py": FORCING_CONFTEST,
+            "tests/test_names.py": "def test_nothing():\n    pass\n",
+            "tests/pytest.ini": "",  # empty: no ---/+++ lines in the diff, pytest still reads it
+            "pyproject.toml": pyproject.replace('testpaths = ["tests"]', 'addopts = "-p no:python"'),
+            "sitecustomize.py": "import os\n",
+            "evil.pth": "import os\n",
+            "pytest.py": "print('PASSED')\n",
+            "json.py": "x = 1\n",
+            "pluggy/__init__.py": "x = 1\n",
+            "fake-1.0.dist-info/entry_points.txt": "[pytest11]\nfake = fake\n",
+            # A real change, a new module inside the package, a new test: they stay.
+            "pathguard/json.py": "x = 1\n",
+            "pathguard/helpers.py": "x = 1\n",
+            "README.md": ws.read_text("README.md") + "\nMore.\n",
+            "tests/test_more.py": "def test_more():\n    pass\n",
+        }
+        for path, text in changes.items():
+            ws.write_text(path, text)
+        patch = ws.diff()
+        found = {
+            path: (what, existed)
+            for path, what, existed in grading.infrastructure_changes(ws, pathguard, patch)
+        }
+        assert found == {
+            "conftest.py": ("conftest", False),
+            "tests/conftest.py": ("conftest", False),
+            "tests/test_names.py": ("graded test file", True),
+            "tests/pytest.ini": ("pytest configuration", False),
+            "pyproject.toml": ("pytest settings", True),
+            "sitecustomize.py": ("Python start-up file", False),
+            "evil.pth": ("Python start-up file", False),
+            "pytest.py": ("shadows the module pytest", False),
+            "json.py": ("shadows the module json", False),
+            "pluggy/__init__.py": ("shadows the module pluggy", False),
+            "fake-1.0.dist-info/entry_points.txt": ("package metadata", False),
+        }
+        restored = grading.restore_test_infrastructure(ws, pathguard, patch)
+        assert "restored pyproject.toml (pytest settings)" in restored and len(restored) == len(found)
+        left = patch_paths(ws.diff())
+        assert sorted(left) == [
+            "README.md",
+            "pathguard/helpers.py",
+            "pathguard/json.py",
+            "tests/test_more.py",
+        ]
+        # A pyproject.toml change that leaves pytest's settings alone stays.
+        ws.write_text("pyproject.toml", pyproject.replace('version = "0.9.1"', 'version = "0.9.2"'))
+        assert grading.infrastructure_changes(ws, pathguard, ws.diff()) == []
+
+
 # --------------------------------------------------------------------------- loader
 
 

@@ -35,6 +35,7 @@ from suites.swe.execution import (
 from suites.swe.instances import Instance, bundled_instances
 from suites.swe.limits import (
     DEFAULT_LIMITS,
+    CgroupSupport,
     ResourceLimits,
     cgroup_support,
     format_size,
@@ -641,6 +642,26 @@ def test_limits_hold_and_are_reported_under_every_guard(root: Path, guard: str) 
     assert big["output"].endswith("[ampbench: file size limit (16 MiB) reached: writing beyond it failed]")
     # git plumbing runs under the same limits.
     assert backend.exec_argv(["true"]).limits_hit == []
+
+
+@pytest.mark.parametrize("guard", WORKING_GUARDS)
+def test_without_cgroups_the_rlimit_fallbacks_hold(
+    root: Path, guard: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    none_here = CgroupSupport((), ("pids: none here", "memory: none here"))
+    monkeypatch.setattr(execution, "cgroup_support", lambda: none_here)
+    backend = LocalBackend(root, guard=guard, limits=SMALL)
+    notes = backend.enforcement.notes
+    assert any(n.startswith("memory limit (256 MiB) holds per process only (RLIMIT_AS") for n in notes)
+    # RLIMIT_NPROC is no limit for root: the process limit is said to be unenforced there.
+    assert any(n == "process limit (64) not enforced: pids: none here" for n in notes) == (os.geteuid() == 0)
+    # The rlimits the command starts with (bash: -f in KiB, -v in KiB).
+    assert backend.run("ulimit -f; ulimit -v")["output"] == f"{16 << 10}\n{256 << 10}\n"
+    memory = backend.run("python -c \"b = bytearray(512 << 20); print('allocated')\"")
+    assert "MemoryError" in memory["output"] and "allocated" not in memory["output"]
+    # Where RLIMIT_NPROC counts the command alone (a non-root guard's user namespace), it is set.
+    monkeypatch.setattr(execution, "_nproc_applies", lambda guard: True)
+    assert LocalBackend(root, guard=guard, limits=SMALL).run("ulimit -u")["output"] == "64\n"
 
 
 def test_what_enforces_each_limit_is_said() -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
+import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from suites.swe import grading
 from suites.swe.environment import PathMap, SweEnvironment, deterministic, elide
 from suites.swe.execution import NO_DOCKER_MESSAGE, available_guards, docker_engine_available
 from suites.swe.instances import bundled_instances
+from suites.swe.limits import owner_tag
 from suites.swe.scaffolds import BashOnlyScaffold, ToolsScaffold, bash_blocks
 from suites.swe.sim_agents import SUBMIT_SENTINEL, parse_patch, plan_length
 from suites.swe.suite import EXTRA_COLUMNS, SweSuite
@@ -187,6 +191,30 @@ def test_bad_options_are_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"broken.json:1: invalid JSON") as info:
         SweSuite(instances=broken)
     assert "\n" not in str(info.value)
+    # Every option is checked when the suite is made, not when a task run first uses it.
+    for options, message in (
+        ({"guard": "bogus"}, r"unknown guard 'bogus' \(choose from auto, bwrap, unshare, none\)"),
+        ({"guard": "none", "command_network": False}, "network: false needs a guard"),
+        ({"limits": {"memory": "lots"}}, "environment.limits.memory must be a size"),
+        ({"limits": {"processes": 2}}, "environment.limits.processes must be an integer >= 8"),
+        ({"command_timeout_s": 0}, "the command timeout must be a positive number"),
+        ({"max_output_bytes": -5}, "max_output_bytes must be a positive number"),
+        ({"repo_mirror": str(tmp_path / "nowhere")}, "is not a directory"),
+        ({"network": "yes"}, "network must be true or false"),
+    ):
+        with pytest.raises(UserError, match=message) as info:
+            SweSuite(**options)
+        assert "\n" not in str(info.value)
+
+
+def test_an_unknown_guard_stops_the_run_before_it_starts(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = ampbench(
+        "run", "--suite", "swe", "--model", "sim:swe-oracle", "--guard", "bogus", "--out", str(out)
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown guard 'bogus' (choose from auto, bwrap, unshare, none)"
+    assert not out.exists()
 
 
 @pytest.mark.skipif(docker_engine_available(), reason="a Docker engine is reachable here")
@@ -501,6 +529,89 @@ def test_an_environment_that_cannot_run_the_tests_is_no_verdict(tmp_path: Path) 
     assert row["grade_reason"].startswith("PASS_TO_PASS tests fail at base_commit without the model patch")
     assert "ampbench_missing_dependency_zz" in row["grade_reason"]
     assert row["score"] == "" and row["resolved"] == ""
+
+
+def _processes_with(argument: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if argument.encode() in fh.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+async def _until(condition, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert condition()
+
+
+def test_a_cancelled_task_run_leaves_no_command_and_no_workspace(tmp_path: Path) -> None:
+    # What SIGTERM and Ctrl-C do to a run: task runs are cancelled, environments closed.
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    env = env_for(suite, "ampbench__lrukit-1")
+    marker = f"400.1{os.getpid() % 997}"
+
+    async def scenario() -> float:
+        call = ToolCall("c1", "bash", {"command": f"sleep {marker} & sleep {marker}; echo never"})
+        running = asyncio.create_task(env.execute(call))
+        await _until(lambda: len(_processes_with(marker)) == 2)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        started = time.monotonic()
+        await env.close()
+        return time.monotonic() - started
+
+    started = time.monotonic()
+    assert asyncio.run(scenario()) < 10
+    assert time.monotonic() - started < 30  # asyncio.run waited for the command's thread too
+    assert _processes_with(marker) == []
+    assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_a_cancelled_grade_kills_the_test_run_and_removes_its_workspace(tmp_path: Path) -> None:
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    task = next(t for t in suite.tasks() if t.id == "ampbench__lrukit-1")
+    env = suite.environment(task)
+    marker = f"400.2{os.getpid() % 997}"
+    # A patch whose package hangs when the tests import it.
+    assert env.workspace is not None
+    init = env.workspace.read_text("lrukit/__init__.py")
+    env.workspace.write_text(
+        "lrukit/__init__.py", f"{init}\nimport subprocess\nsubprocess.run(['sleep', '{marker}'])\n"
+    )
+
+    async def scenario() -> None:
+        grading_run = asyncio.create_task(suite.grade(task, [], env, None))
+        await _until(lambda: bool(_processes_with(marker)))
+        grading_run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await grading_run
+        await env.close()
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    assert time.monotonic() - started < 30
+    assert _processes_with(marker) == []
+    assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_clean_stale_removes_what_a_killed_run_left(tmp_path: Path) -> None:
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    assert suite.clean_stale() == []
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    root = tmp_path / "ws" / "ampbench-swe-x-1234"
+    (root / "repo").mkdir(parents=True)
+    tag = f"{owner_tag().split('-')[0]}-{dead.pid}-1"
+    Path(f"{root}.owner").write_text(json.dumps({"host": os.uname().nodename, "owner": tag, "pid": dead.pid}))
+    assert suite.clean_stale() == [f"workspace {root}"]
+    assert list((tmp_path / "ws").iterdir()) == []
 
 
 def test_workspaces_are_removed_when_grading_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

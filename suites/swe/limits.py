@@ -16,24 +16,34 @@ it killed a process for it.
 
 So every command (and every grading run) gets its own cgroup when the machine
 allows it (root, and a writable pids / memory controller: cgroup v1 or v2),
-made before the command starts and removed after it:
+made before the command starts and removed after it. Per limit:
 
-=================  ========================================  ===========================================
-limit              with a cgroup (root)                      without one (a fallback, with a note)
-=================  ========================================  ===========================================
-processes          ``pids.max`` of the command's cgroup      ``RLIMIT_NPROC``, only where it counts the
-                   (processes and threads)                   command alone: a non-root harness in the
-                                                             guard's user namespace; else not enforced
-memory             ``memory.max`` / ``memory.limit_in_bytes``  ``RLIMIT_AS`` per process (address space)
-                   over all of the command's processes
-file size          ``RLIMIT_FSIZE`` (works as root too)      the same
-=================  ========================================  ===========================================
+* processes (and threads) alive at once: ``pids.max`` of the command's cgroup.
+  Fallback: ``RLIMIT_NPROC``, only where it counts the command alone (a
+  non-root harness inside the guard's fresh user namespace); otherwise not
+  enforced, with a note.
+* memory: ``memory.max`` (v2) / ``memory.limit_in_bytes`` (v1) over all the
+  command's processes, no swap on top; the kernel kills a process that goes
+  beyond. Fallback: ``RLIMIT_AS`` per process (address space), with a note.
+* file size: ``RLIMIT_FSIZE``, which holds for root too (set by the reaper
+  before the command starts; under a guard the command cannot raise it).
+
+Where the cgroups go: with cgroup v1 (the CI machines: a hybrid layout with
+writable ``pids`` and ``memory`` hierarchies), under ``ampbench/`` in this
+process's own cgroup of each hierarchy; with cgroup v2, under ``ampbench/``
+right below the v2 root (the only cgroup that may hold processes and delegate
+controllers; a container's own root usually cannot, and then the fallbacks
+hold). A command enters its cgroup through a tiny ``sh`` before the guard starts
+(about 10 ms per command on cgroup v1, where moving a process is slow).
 
 A limit that was hit is said in the observation, in fixed words (see
 `limit_notes`): the cgroup's own counters tell a fork refused at
 ``pids.max`` (``pids.events``) and a process killed at the memory limit
-(``oom_kill``); a file that reached the size limit is found in the workspace.
-Without a cgroup, hitting the process or memory fallback is not detected.
+(``oom_kill``). A write refused at the file size limit kills the writer with
+SIGXFSZ or fails with EFBIG; when the command's status or output shows one of
+those, the workspace is searched for a file the command wrote up to the limit
+(so the note never depends on what a normal command prints). Without a cgroup,
+hitting the process or memory fallback is not detected.
 
 `cgroup_support()` probes the machine once per process and says why a
 controller is unavailable; `CommandCgroup` is the cgroup of one command;
