@@ -14,6 +14,12 @@ from pathlib import Path
 from tests.conftest import REPO, ampbench
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that: give the
+    # run under test the default disposition, so the test does not depend on how it was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def task_rows(run_dir: Path) -> list[dict]:
     path = run_dir / "tasks.csv"
     if not path.exists():
@@ -42,6 +48,7 @@ def test_interrupt_then_resume(tmp_path):
         [sys.executable, "-m", "harness", *args, "--out", str(out)],
         cwd=REPO,
         env=env,
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
