@@ -8,10 +8,10 @@ traceable to the lines of exchanges.jsonl and tool_calls.jsonl that produced it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import signal
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -187,10 +187,6 @@ def _load_suite(config: RunConfig) -> tuple[Suite, list[Task]]:
     return suite, tasks
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def _check_writable_dir(path: Path, flag: str) -> None:
     """A directory can be made at `path`: nothing on the way there is a file."""
     for parent in [path, *path.parents]:
@@ -215,6 +211,7 @@ class Runner:
         self.show_progress = progress
         self.store: CassetteStore | None = None
         self._sim: Any = None
+        self._terminated = False
         self.data: RunData | None = None
         """The finished run as loaded for summary.md (None until `run` completes)."""
 
@@ -359,10 +356,7 @@ class Runner:
             for r in range(config.repeats)
             if (task.id, spec.spec, r) not in done
         ]
-        # SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: task runs in flight are
-        # cancelled, their environments closed, and the manifest says `interrupted`.
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, _interrupt) if in_main else None
+        self._terminated = False
         try:
             asyncio.run(self._run_all(suite, jobs, specs, judge_spec, writer, run_id))
         except BaseException as exc:
@@ -371,13 +365,12 @@ class Runner:
                 f"run interrupted: {len(completed_keys(run_dir))} task runs are in {run_dir}; "
                 f"finish it with: ampbench run --resume {run_dir}"
             )
-            if isinstance(exc, KeyboardInterrupt):
+            stopped = isinstance(exc, asyncio.CancelledError) and self._terminated
+            if isinstance(exc, KeyboardInterrupt) or stopped:
                 raise Interrupted(message) from None
             print(message, file=sys.stderr)
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
             if self._sim is not None:
                 self._sim.stop()
         from harness.report import summary_markdown
@@ -402,6 +395,18 @@ class Runner:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         config = self.config
+        # SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled
+        # from inside the event loop (never an exception raised at a random bytecode), task runs
+        # in flight are cancelled, their environments closed, and the manifest says `interrupted`.
+        main = asyncio.current_task()
+
+        def terminate() -> None:
+            self._terminated = True
+            if main is not None:
+                main.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
