@@ -91,6 +91,7 @@ def exchange_from_turn(
     status: int | None,
     streamed: bool,
     latency_ms: float,
+    ttfb_ms: float | None = None,
     request_bytes: int,
     response_bytes: int,
     turn: ModelTurn | None,
@@ -115,6 +116,7 @@ def exchange_from_turn(
         status=status,
         streamed=streamed,
         latency_ms=round(latency_ms, 3),
+        ttfb_ms=round(ttfb_ms, 3) if ttfb_ms is not None else None,
         request_bytes=request_bytes,
         response_bytes=response_bytes,
         simulated=simulated,
@@ -149,6 +151,51 @@ _NOT_SENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout, htt
 def reached_provider(exc: BaseException) -> bool:
     """Whether an attempt that ended in `exc` may have reached the provider."""
     return not isinstance(exc, _NOT_SENT)
+
+
+# httpcore trace events (after their `http11.`/`http2.` prefix) -> the moment each one marks.
+_WIRE_MARKS = {
+    "send_request_headers.started": "sent",
+    "receive_response_headers.complete": "first",
+    "receive_response_body.complete": "last",
+    "receive_response_body.failed": "last",
+}
+
+
+class WireClock:
+    """Times one attempt on the wire, from httpcore's trace events.
+
+    Timing around the transport call would include waiting for a pooled
+    connection and for ampbench's own event loop; these marks are taken where
+    httpcore writes the request's first byte and reads the response's first
+    and last, so `latency_ms` and `ttfb_ms` are what the provider's side of
+    the wire would see. Where no httpcore sits below (a cassette), there are
+    no marks and the clock falls back to the time spent below the ledger.
+    """
+
+    def __init__(self, request: httpx2.Request) -> None:
+        self.started = time.perf_counter()
+        self.marks: dict[str, float] = {}
+        outer = request.extensions.get("trace")
+
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            mark = _WIRE_MARKS.get(name.partition(".")[2])
+            if mark is not None and mark not in self.marks:
+                self.marks[mark] = time.perf_counter()
+            if outer is not None:
+                await outer(name, info)
+
+        request.extensions["trace"] = trace
+
+    def latency_ms(self) -> float:
+        """First byte written to last byte read (or to now, for an attempt still failing)."""
+        end = self.marks.get("last") or time.perf_counter()
+        return (end - self.marks.get("sent", self.started)) * 1000
+
+    def ttfb_ms(self) -> float | None:
+        if "sent" in self.marks and "first" in self.marks:
+            return (self.marks["first"] - self.marks["sent"]) * 1000
+        return None
 
 
 class _TeeStream(httpx2.AsyncByteStream):
@@ -199,7 +246,7 @@ class CountingTransport(httpx2.AsyncBaseTransport):
                 if name in request.headers:
                     add_secret(request.headers[name])
         body = await request.aread()
-        started = time.perf_counter()
+        clock = WireClock(request)
         endpoint = request.url.path
         common = {
             "endpoint": endpoint,
@@ -218,7 +265,8 @@ class CountingTransport(httpx2.AsyncBaseTransport):
                 **common,
                 status=None,
                 streamed=False,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                latency_ms=clock.latency_ms(),
+                ttfb_ms=clock.ttfb_ms(),
                 response_bytes=0,
                 turn=None,
                 error=f"{type(exc).__name__}: {exc}".strip(),
@@ -247,7 +295,8 @@ class CountingTransport(httpx2.AsyncBaseTransport):
                 **common,
                 status=response.status_code,
                 streamed=streamed,
-                latency_ms=(time.perf_counter() - started) * 1000,
+                latency_ms=clock.latency_ms(),
+                ttfb_ms=clock.ttfb_ms(),
                 response_bytes=len(raw),
                 turn=turn,
                 error=stream_error,

@@ -53,9 +53,13 @@ class Exchange:
     status: int | None
     streamed: bool | None
     latency_ms: float | None
+    """Request's first byte written to the response's last byte read, on the wire; where there is
+    no wire (a cassette replay), the time spent below the ledger."""
     request_bytes: int | None
     response_bytes: int | None
     user_turn: int | None = 0
+    ttfb_ms: float | None = None
+    """Request's first byte written to the response's first byte read (None where not measured)."""
     sent: bool = True
     """False when the attempt provably never reached the provider (it is then no exchange)."""
     input_tokens: int | None = None
@@ -76,10 +80,12 @@ class Exchange:
     """Who wrote the row when it is not a live run: an ingest format, or the proxy."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow: `asdict` deep-copies every list and dict, once per exchange, for nothing.
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
 
 
-EXCHANGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Exchange))
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Exchange))
+EXCHANGE_COLUMNS: tuple[str, ...] = _FIELD_NAMES
 """Every column of exchanges.jsonl."""
 
 RAW_EXCHANGE_COLUMNS: frozenset[str] = frozenset({"headers", "usage"})

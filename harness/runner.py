@@ -23,7 +23,6 @@ from typing import Any
 import httpx2
 
 from harness import context, prices
-from harness.cassettes import CassetteStore, CassetteTransport
 from harness.clients import BaseClient, ClientSettings, ModelSpec, make_client, parse_spec
 from harness.conversation import GenerateOptions, UserMessage
 from harness.errors import AmpbenchError, Interrupted, UserError
@@ -76,6 +75,8 @@ class RunConfig:
     """Seed of the simulator's fault plan."""
     sim_fault_kinds: str = ""
     """Comma-separated fault kinds of the simulator (empty: all kinds)."""
+    sim_url: str | None = None
+    """A simulator already serving (`ampbench sim serve`) instead of one in this process."""
 
 
 def new_run_id(suite: str) -> str:
@@ -209,7 +210,8 @@ class Runner:
         self.config = config
         self.resume_dir = resume_dir
         self.show_progress = progress
-        self.store: CassetteStore | None = None
+        self.store: Any = None
+        """The run's CassetteStore, when cassettes are on."""
         self._sim: Any = None
         self._terminated = False
         self.data: RunData | None = None
@@ -230,6 +232,14 @@ class Runner:
             raise UserError(f"--max-tokens must be at least 1 (got {config.max_tokens})")
         if not 0.0 <= config.sim_faults <= 1.0:
             raise UserError(f"--sim-faults is a rate between 0 and 1 (got {config.sim_faults})")
+        if config.sim_url is not None:
+            if not config.sim_url.startswith(("http://", "https://")):
+                raise UserError(f"--sim-url {config.sim_url!r} must start with http:// or https://")
+            if config.sim_faults or config.sim_fault_kinds:
+                raise UserError(
+                    "--sim-faults and --sim-fault-kinds set up an in-process simulator; "
+                    "give faults to `ampbench sim serve` when using --sim-url"
+                )
         if (
             config.cassettes != "off"
             and Path(config.cassette_dir).exists()
@@ -266,6 +276,9 @@ class Runner:
         if self.config.cassettes == "replay":
             # Nothing leaves the machine on replay and hosts are not matched: any valid URL will do.
             url = "http://simulator.invalid"
+        elif self.config.sim_url is not None:
+            # A simulator in its own process: its CPU is not this run's, as with a real provider.
+            url = self.config.sim_url.rstrip("/").removesuffix("/v1")
         elif self.config.sim_faults:
             from harness.sim.faults import parse_kinds
             from harness.sim.server import SimServer
@@ -417,10 +430,17 @@ class Runner:
             transient=False,
         )
         bar = progress.add_task(f"{config.suite}", total=len(jobs), exchanges=0)
-        sink = RunSink(writer, on_exchange=lambda: progress.update(bar, exchanges=sink.total))
+        # rich redraws on its own clock; with no bar shown there is nothing to update per exchange.
+        sink = RunSink(
+            writer,
+            on_exchange=(lambda: progress.update(bar, exchanges=sink.total)) if self.show_progress else None,
+        )
         settings = ClientSettings(sink=sink, max_attempts=config.max_attempts, timeout_s=config.timeout_s)
         store = None
         if config.cassettes != "off":
+            # Imported here: vcrpy (and the HTTP libraries it patches) cost a live run's startup.
+            from harness.cassettes import CassetteStore, CassetteTransport
+
             store = CassetteStore(
                 Path(config.cassette_dir),
                 config.suite,

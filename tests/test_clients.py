@@ -718,3 +718,35 @@ def test_compat_servers_get_an_explicit_tool_choice() -> None:
     assert chat_wire.build_request(compat, "", messages, TOOLS, GenerateOptions())["tool_choice"] == "auto"
     assert "tool_choice" not in chat_wire.build_request(compat, "", messages, [], GenerateOptions())
     assert "tool_choice" not in chat_wire.build_request(openai_spec, "", messages, TOOLS, GenerateOptions())
+
+
+async def test_the_sdk_does_not_reprocess_the_conversation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The openai SDK's typed transform sees the same small stand-in whatever the history's length.
+
+    Run through its typed request params, a conversation cost more CPU per attempt the longer it
+    grew; the body now travels ready-built in `extra_body`.
+    """
+    import openai._utils._transform as transform
+
+    calls = 0
+    original = transform._async_transform_recursive
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(transform, "_async_transform_recursive", counting)
+    per_length, sent = {}, {}
+    for turns in (1, 20):
+        provider, sink = Provider([lambda: _ok("openai-chat", False)]), MemorySink()
+        client = _client("openai-chat", provider, sink)
+        calls = 0
+        try:
+            await client.generate("You are terse.", _history("openai-chat") * turns, TOOLS, GenerateOptions())
+        finally:
+            await client.aclose()
+        per_length[turns] = calls
+        sent[turns] = len(json.loads(provider.requests[0].content)["messages"])
+    assert sent[20] > 10 * sent[1]  # the whole history went out...
+    assert per_length[1] == per_length[20]  # ...without the SDK walking it

@@ -26,40 +26,53 @@ app = typer.Typer(
 app.command("run")(run_cmds.run)
 app.command("report")(run_cmds.report)
 app.command("demo")(run_cmds.demo)
+_BUILT_IN = frozenset({"run", "report", "demo"})
 
 
-def _mount_groups() -> None:
-    # Command groups built in their own modules.
+# Command groups built in their own modules: (module, attribute, group or command, name, help).
+_MOUNTS = (
+    ("sim", "app", "group", "sim", "The built-in simulated provider (a real HTTP server on loopback)."),
+    ("cassettes", "app", "group", "cassettes", "List and check recorded cassettes."),
+    ("ingest", "ingest_command", "command", "ingest", None),
+    ("analysis", "compare_command", "command", "compare", None),
+    ("analysis", "project_command", "command", "project", None),
+    ("proxy", "proxy_command", "command", "proxy", None),
+    ("proxy", "wrap_command", "command", "wrap", None),
+)
+
+
+_mounted: set[str] = set()
+
+
+def _mount_groups(argv: list[str]) -> None:
+    """Import the module of the command being run, or all of them when help lists every command.
+
+    Each module pulls in its own dependencies (vcrpy, pandas, the proxy's server); importing all
+    of them cost every command, `run` included, over a second of CPU before doing anything.
+    """
     import importlib
 
-    for module_name, attr, kind, name, help_text in (
-        ("sim", "app", "group", "sim", "The built-in simulated provider (a real HTTP server on loopback)."),
-        ("cassettes", "app", "group", "cassettes", "List and check recorded cassettes."),
-        ("ingest", "ingest_command", "command", "ingest", None),
-        ("analysis", "compare_command", "command", "compare", None),
-        ("analysis", "project_command", "command", "project", None),
-        ("proxy", "proxy_command", "command", "proxy", None),
-        ("proxy", "wrap_command", "command", "wrap", None),
-    ):
-        try:
-            module = importlib.import_module(f"harness.cli.{module_name}")
-        except ImportError as exc:  # pragma: no cover - during development only
-            if exc.name != f"harness.cli.{module_name}":
-                raise
+    wanted = argv[0] if argv else None
+    if wanted in _BUILT_IN:
+        return
+    if wanted not in {name for *_, name, _ in _MOUNTS}:
+        wanted = None  # help, or a typo: list every command
+    for module_name, attr, kind, name, help_text in _MOUNTS:
+        if (wanted is not None and name != wanted) or name in _mounted:
             continue
+        _mounted.add(name)
+        module = importlib.import_module(f"harness.cli.{module_name}")
         if kind == "group":
             app.add_typer(getattr(module, attr), name=name, help=help_text)
         else:
             app.command(name)(getattr(module, attr))
 
 
-_mount_groups()
-
-
 def main() -> None:
     """Run a command; every failure ends in one line on stderr and an exit code, never a traceback."""
     from typer._click import exceptions as click_errors
 
+    _mount_groups(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:

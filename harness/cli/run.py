@@ -77,6 +77,12 @@ def run(
             help="Simulator fault kinds, comma-separated (rate_limit, server_error, overloaded, slow, drop, stream_drop)."
         ),
     ] = "",
+    sim_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL of a running `ampbench sim serve` to use for sim: models instead of an in-process one."
+        ),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run in this directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -132,6 +138,7 @@ def run(
             sim_faults=sim_faults,
             sim_seed=sim_seed,
             sim_fault_kinds=sim_fault_kinds,
+            sim_url=sim_url,
         )
     runner = Runner(config, resume_dir=resume, progress=progress)
     run_dir = runner.run()

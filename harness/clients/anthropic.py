@@ -18,4 +18,5 @@ class AnthropicClient(BaseClient):
     wire: ClassVar[str] = "anthropic"
     sdk_class: ClassVar[str] = "anthropic:AsyncAnthropic"
     resource: ClassVar[str] = "messages"
+    create_arguments: ClassVar[tuple[str, ...]] = ("model", "max_tokens", "messages", "stream")
     build_request = staticmethod(build_request)

@@ -9,7 +9,6 @@ through the ledger and is counted.
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -109,19 +108,19 @@ def map_sdk_error(exc: BaseException) -> ProviderError | None:
     return None
 
 
-def sdk_kwargs(method: Callable[..., Any], request: dict[str, Any]) -> dict[str, Any]:
-    """Split a request into the SDK method's own parameters and `extra_body`.
+def sdk_arguments(request: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Arguments for the SDK's `create`: the body rides whole in `extra_body`.
 
-    SDK releases drop parameters the API still takes (anthropic 2.x has no
-    `temperature`); those travel in `extra_body`, which the SDK merges into
-    the same JSON body, so the request stays what `build_request` made.
+    The SDKs run every argument through their typed request params on every
+    call, which for an agent means re-processing the whole conversation on
+    every attempt (it dominated a run's CPU). The SDK merges `extra_body` over
+    its own fields unchanged, so the request stays exactly what
+    `build_request` made; the arguments `create` insists on or acts on
+    (`names`) are passed as cheap stand-ins, lists emptied.
     """
-    accepted = inspect.signature(method).parameters
-    known = {k: v for k, v in request.items() if k in accepted}
-    extra = {k: v for k, v in request.items() if k not in accepted}
-    if extra:
-        known["extra_body"] = extra
-    return known
+    args = {k: ([] if isinstance(request[k], list) else request[k]) for k in names if k in request}
+    args["extra_body"] = request
+    return args
 
 
 def _short(exc: BaseException) -> str:
@@ -199,6 +198,8 @@ class BaseClient:
     """Dotted path from the SDK client to the resource, e.g. `chat.completions`."""
     build_request: ClassVar[Callable[..., dict[str, Any]]]
     """`build_request(spec, system, messages, tools, options) -> dict`: the request body."""
+    create_arguments: ClassVar[tuple[str, ...]]
+    """Arguments `create` requires or acts on (`stream` picks the response type); see `sdk_arguments`."""
 
     def _sdk_client(self) -> Any:
         if self._sdk is None:
@@ -228,7 +229,7 @@ class BaseClient:
             resource = getattr(resource, name)
         create = resource.with_raw_response.create
         request = type(self).build_request(self.spec, system, messages, tools, options)
-        kwargs = sdk_kwargs(create, request)
+        kwargs = sdk_arguments(request, self.create_arguments)
         return await self._exchange(lambda: create(**kwargs, extra_headers=headers))
 
     async def _exchange(self, call: Callable[[], Awaitable[Any]]) -> ModelTurn:

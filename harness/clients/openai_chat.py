@@ -19,4 +19,5 @@ class OpenAIChatClient(BaseClient):
     wire: ClassVar[str] = "openai-chat"
     sdk_class: ClassVar[str] = "openai:AsyncOpenAI"
     resource: ClassVar[str] = "chat.completions"
+    create_arguments: ClassVar[tuple[str, ...]] = ("model", "messages", "stream")
     build_request = staticmethod(build_request)

@@ -18,4 +18,5 @@ class OpenAIResponsesClient(BaseClient):
     wire: ClassVar[str] = "openai-responses"
     sdk_class: ClassVar[str] = "openai:AsyncOpenAI"
     resource: ClassVar[str] = "responses"
+    create_arguments: ClassVar[tuple[str, ...]] = ("model", "stream")
     build_request = staticmethod(build_request)

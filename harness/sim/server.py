@@ -77,6 +77,7 @@ class _Stats:
         self.by_status: Counter[str] = Counter()
         self.by_model: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.delay_s = 0.0
         # How often each (body, repeat) was seen: the attempt number of the next one.
         self.seen: Counter[bytes] = Counter()
 
@@ -91,10 +92,11 @@ class _Stats:
             self.seen[body_key] += 1
             return before
 
-    def fault(self, kind: FaultKind) -> None:
-        """A fault that changes no status (a slow response)."""
+    def fault(self, kind: FaultKind, delay_s: float = 0.0) -> None:
+        """A fault that changes no status (a slow response, delayed by `delay_s`)."""
         with self._lock:
             self.faults[kind] += 1
+            self.delay_s += delay_s
 
     def outcome(self, status: str, fault: FaultKind | None = None) -> None:
         with self._lock:
@@ -111,6 +113,8 @@ class _Stats:
                     "by_status": dict(self.by_status),
                     "by_model": dict(self.by_model),
                     "faults": dict(self.faults),
+                    # The ground truth for recorded latencies: what the server slept on purpose.
+                    "injected_delay_ms": round(self.delay_s * 1000, 3),
                 }
             )
 
@@ -400,7 +404,7 @@ class SimServer:
     def _inject(self, h: _Handler, wire: Wire, fault: Fault, headers: dict[str, str]) -> bool:
         """Apply a fault; True when the request is finished (an error or a drop)."""
         if fault.kind == "slow":
-            self._stats.fault("slow")
+            self._stats.fault("slow", fault.delay_s)
             time.sleep(fault.delay_s)
             return False
         if fault.kind == "stream_drop":
