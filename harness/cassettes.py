@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import Any
 
 import httpx2
 from vcr.cassette import Cassette
+from vcr.errors import UnhandledHTTPRequestError
 from vcr.persisters.filesystem import FilesystemPersister
 from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
@@ -106,8 +108,9 @@ def _body_bytes(request: VcrRequest) -> bytes:
 
 
 def _key(request: VcrRequest) -> str:
-    # Computed once per request object and kept on it, so a lookup costs string
-    # comparisons, not a JSON parse per recorded interaction.
+    # Computed once per request object and kept on it: a recorded request's key when
+    # the cassette is indexed, a live request's for its lookup and, in auto, its indexing
+    # once recorded.
     key = getattr(request, "_ampbench_key", None)
     if key is None:
         # Stored bodies were scrubbed; scrubbing the live one the same way keeps them matching.
@@ -138,6 +141,94 @@ def path_matcher(r1: VcrRequest, r2: VcrRequest) -> bool:
 
 
 MATCH_ON = (method_matcher, path_matcher, body_matcher)
+
+MatchKey = tuple[str, str, str]
+
+
+def match_key(request: VcrRequest) -> MatchKey:
+    """`MATCH_ON` as one hashable value: two requests match exactly when their keys are equal."""
+    return (request.method, request.path.rstrip("/"), _key(request))
+
+
+class IndexedCassette(Cassette):
+    """vcrpy's Cassette, with a lookup that costs the same however long the cassette is.
+
+    vcrpy's `play_response` walks every interaction, running each matcher and
+    formatting a debug message for each one that differs: O(k) per request and
+    O(k²) per task run. Here the interactions not yet played wait in one queue per
+    match key, in recorded order, so a lookup is a dict access and a `popleft`;
+    the first unplayed match comes out, as with vcrpy's scan.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unplayed: dict[MatchKey, deque[int]] = {}
+        self._indexed = 0
+        """How many interactions of `data`, from the first, have been queued."""
+
+    def _index_new(self) -> None:
+        # Only what was loaded from the file is replayed. An interaction recorded during this
+        # run is not played to a later identical request (as vcrpy's scan would): in auto mode
+        # a retry of a 529 must reach the provider again, not get the recorded 529 back.
+        while self._indexed < self._loaded_count:
+            index = self._indexed
+            self._unplayed.setdefault(match_key(self.data[index][0]), deque()).append(index)
+            self._indexed = index + 1
+
+    def _load(self) -> None:
+        try:
+            super()._load()
+            self._index_new()
+        except CassetteMiss:  # CassetteDamaged from the persister, already explained
+            raise
+        except Exception as exc:
+            # The file parsed, but an interaction cannot be indexed (a method that is
+            # not a string, say): damaged too, rather than a crash at the first request.
+            raise CassetteDamaged(
+                f"cassette {self._path} is damaged ({type(exc).__name__}: {str(exc)[:120]}); "
+                "re-record it with --cassettes record"
+            ) from None
+
+    def rewind(self) -> None:
+        super().rewind()
+        self._unplayed = {}
+        self._indexed = 0
+
+    def next_response(self, request: VcrRequest) -> dict[str, Any] | None:
+        """The first unplayed recorded response matching `request`, now played; None if there is none."""
+        if self.allow_playback_repeats:
+            # Repeats replay played interactions too, which a queue of unplayed ones cannot.
+            try:
+                return super().play_response(request)
+            except UnhandledHTTPRequestError:
+                return None
+        self._index_new()
+        request = self._before_record_request(request)
+        queue = self._unplayed.get(match_key(request)) if request else None
+        if not queue:
+            return None
+        index = queue.popleft()
+        stored, response = self.data[index]
+        # The bookkeeping of vcrpy's play_response, which its save modes read.
+        if index < self._loaded_count:
+            self._played_interactions.append((stored, response))
+        self.play_counts[index] += 1
+        return response
+
+    def play_response(self, request: VcrRequest) -> dict[str, Any]:
+        response = self.next_response(request)
+        if response is None:
+            raise UnhandledHTTPRequestError(
+                f"The cassette ({self._path!r}) doesn't contain the request ({request!r}) asked for"
+            )
+        return response
+
+    def __contains__(self, request: VcrRequest) -> bool:
+        if self.allow_playback_repeats:
+            return super().__contains__(request)
+        self._index_new()
+        request = self._before_record_request(request)
+        return bool(request) and bool(self._unplayed.get(match_key(request)))
 
 
 def _vcr_request(request: httpx2.Request, body: bytes) -> VcrRequest:
@@ -187,17 +278,17 @@ class CassetteStore:
     mode: str
     scrubber: Scrubber = field(default_factory=Scrubber)
     """Applied to every body stored: the run's keys, keys seen on the wire, key-shaped strings."""
-    _open: dict[tuple[str, str, int], Cassette] = field(default_factory=dict)
+    _open: dict[tuple[str, str, int], IndexedCassette] = field(default_factory=dict)
 
     def path_for(self, model: str, task_id: str, repeat: int) -> Path:
         return self.root / slug(self.suite) / slug(model) / f"{slug(task_id)}__r{repeat}.{EXTENSION}"
 
-    def cassette(self, model: str, task_id: str, repeat: int) -> Cassette:
+    def cassette(self, model: str, task_id: str, repeat: int) -> IndexedCassette:
         key = (model, task_id, repeat)
         cassette = self._open.get(key)
         if cassette is None:
             # Record starts every task run afresh; replay and auto read what is on disk.
-            make = Cassette if self.mode == "record" else Cassette.load
+            make = IndexedCassette if self.mode == "record" else IndexedCassette.load
             cassette = make(
                 path=str(self.path_for(model, task_id, repeat)),
                 serializer=jsonserializer,
@@ -292,10 +383,7 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
         cassette = self.store.cassette(ctx.model, ctx.task_id, ctx.repeat)
         vreq = _vcr_request(request, body)
         if self.store.mode in ("replay", "auto"):
-            try:
-                recorded = cassette.play_response(vreq)
-            except Exception:  # vcrpy's UnhandledHTTPRequestError: nothing unplayed matches
-                recorded = None
+            recorded = cassette.next_response(vreq)
             if recorded is not None:
                 return self._replayed(recorded, request)
             if self.store.mode == "replay":
@@ -320,7 +408,9 @@ class CassetteTransport(httpx2.AsyncBaseTransport):
             recorded["status"]["code"], headers=headers, stream=_ReplayStream(raw, error), request=request
         )
 
-    async def _record(self, cassette: Cassette, vreq: VcrRequest, request: httpx2.Request) -> httpx2.Response:
+    async def _record(
+        self, cassette: IndexedCassette, vreq: VcrRequest, request: httpx2.Request
+    ) -> httpx2.Response:
         assert self.live is not None
         try:
             response = await self.live.handle_async_request(request)

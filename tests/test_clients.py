@@ -750,3 +750,20 @@ async def test_the_sdk_does_not_reprocess_the_conversation(monkeypatch: pytest.M
         sent[turns] = len(json.loads(provider.requests[0].content)["messages"])
     assert sent[20] > 10 * sent[1]  # the whole history went out...
     assert per_length[1] == per_length[20]  # ...without the SDK walking it
+
+
+def test_mapping_an_error_imports_no_other_sdk() -> None:
+    """An OpenAI-only run must not import anthropic at its first error, inside the event loop."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, httpx2, openai\n"
+        "from harness.clients.base import map_sdk_error\n"
+        "request = httpx2.Request('POST', 'http://x/v1/chat/completions')\n"
+        "response = httpx2.Response(429, request=request, headers={'retry-after': '2'})\n"
+        "mapped = map_sdk_error(openai.RateLimitError('slow down', response=response, body=None))\n"
+        "print(mapped.status, mapped.retryable, mapped.retry_after, 'anthropic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["429", "True", "2.0", "False"], out.stderr

@@ -9,6 +9,7 @@ through the ledger and is counted.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -80,16 +81,11 @@ def retry_after_seconds(headers: Any) -> float | None:
 
 def map_sdk_error(exc: BaseException) -> ProviderError | None:
     """Turn an anthropic/openai SDK exception into a ProviderError (None if it is not one)."""
-    import anthropic
-    import openai
-
-    status_errors = (anthropic.APIStatusError, openai.APIStatusError)
-    transport_errors = (
-        anthropic.APITimeoutError,
-        openai.APITimeoutError,
-        anthropic.APIConnectionError,
-        openai.APIConnectionError,
-    )
+    # Only the SDKs already loaded can have raised it: importing the other one here, inside the
+    # event loop at the first error, stalled every exchange in flight for a second or more.
+    sdks = [sys.modules[name] for name in ("anthropic", "openai") if name in sys.modules]
+    status_errors = tuple(sdk.APIStatusError for sdk in sdks)
+    transport_errors = tuple(error for sdk in sdks for error in (sdk.APITimeoutError, sdk.APIConnectionError))
     if isinstance(exc, status_errors):
         status = exc.status_code
         return ProviderError(
