@@ -620,6 +620,13 @@ async def test_one_ledger_row_per_exchange(wire: str, stream: bool) -> None:
         SPECS[wire], "You are terse.", [UserMessage("read a.txt")], TOOLS, GenerateOptions(stream=stream)
     )
     assert json.loads(request.content) == expected  # the SDK sends exactly what build_request made
+    # ...with its own headers and auth, as its `create` would.
+    assert request.headers["content-type"] == "application/json"
+    assert "k" in (
+        request.headers.get("x-api-key"),
+        request.headers.get("authorization", "").removeprefix("Bearer "),
+    )
+    assert ("anthropic-version" in request.headers) == (wire == "anthropic")
     (row,) = sink.exchanges
     assert (row.attempt, row.status, row.streamed, row.endpoint) == (1, 200, stream, PATHS[wire])
     assert (row.tool_calls, row.tool_names, row.error) == (2, ["read", "ls"], None)

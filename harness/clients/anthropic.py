@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.clients.base import BaseClient
+from harness.clients.base import BaseClient, SdkPost
 from harness.wire.anthropic import build_request
 
 
@@ -17,6 +17,7 @@ class AnthropicClient(BaseClient):
 
     wire: ClassVar[str] = "anthropic"
     sdk_class: ClassVar[str] = "anthropic:AsyncAnthropic"
-    resource: ClassVar[str] = "messages"
-    create_arguments: ClassVar[tuple[str, ...]] = ("model", "max_tokens", "messages", "stream")
+    sdk_post: ClassVar[SdkPost] = SdkPost(
+        "/v1/messages", "anthropic.types:Message", "anthropic.types:RawMessageStreamEvent", "raw"
+    )
     build_request = staticmethod(build_request)

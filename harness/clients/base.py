@@ -9,6 +9,7 @@ through the ledger and is counted.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -104,19 +105,44 @@ def map_sdk_error(exc: BaseException) -> ProviderError | None:
     return None
 
 
-def sdk_arguments(request: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """Arguments for the SDK's `create`: the body rides whole in `extra_body`.
+@dataclass(frozen=True)
+class SdkPost:
+    """How a request goes through an SDK client's own `post`, as its resource's `create` sends it.
 
-    The SDKs run every argument through their typed request params on every
-    call, which for an agent means re-processing the whole conversation on
-    every attempt (it dominated a run's CPU). The SDK merges `extra_body` over
-    its own fields unchanged, so the request stays exactly what
-    `build_request` made; the arguments `create` insists on or acts on
-    (`names`) are passed as cheap stand-ins, lists emptied.
+    `create` runs every argument through the SDK's typed request params (openai)
+    or copies the whole body (anthropic) on every attempt: for an agent that is
+    the whole conversation again each time, and it dominated a run's CPU. The
+    body is built once by `build_request` and handed to `post` as JSON bytes; the
+    SDK's client still adds its headers and auth, raises its errors and knows
+    its response types.
     """
-    args = {k: ([] if isinstance(request[k], list) else request[k]) for k in names if k in request}
-    args["extra_body"] = request
-    return args
+
+    path: str
+    """Path under the client's base URL, e.g. `/chat/completions`."""
+    response_type: str
+    """`module:Class` of the response, e.g. `openai.types.chat:ChatCompletion`."""
+    stream_event: str
+    """`module:Class` of a streamed event, e.g. `openai.types.chat:ChatCompletionChunk`."""
+    raw_marker: str
+    """Value of `X-Stainless-Raw-Response` under which the SDK hands back the HTTP response unparsed."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Request options `create` passes beyond headers (openai: bearer auth only)."""
+
+    def types(self, sdk: Any) -> tuple[Any, Any]:
+        """(response type, stream class): what the SDK's own `create` would pass to `post`."""
+        response_type, event = (_import(target) for target in (self.response_type, self.stream_event))
+        sdk_module = importlib.import_module(type(sdk).__module__.partition(".")[0])
+        return response_type, sdk_module.AsyncStream[event]
+
+
+def _import(target: str) -> Any:
+    module_name, _, name = target.partition(":")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def encode_body(request: dict[str, Any]) -> bytes:
+    """JSON as the SDKs write it (compact, UTF-8 kept), so the bytes on the wire stay the same."""
+    return json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _short(exc: BaseException) -> str:
@@ -134,6 +160,7 @@ class BaseClient:
         self.settings = settings
         self._http: httpx2.AsyncClient | None = None
         self._sdk: Any = None
+        self._types: tuple[Any, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -187,21 +214,18 @@ class BaseClient:
         return wait * self.settings.retry_wait_scale
 
     # What a provider module declares instead of code: its SDK client class,
-    # the resource whose `create` makes one request, and its request builder.
+    # how one request is posted through it, and its request builder.
     sdk_class: ClassVar[str]
     """`module:Class` of the async SDK client, e.g. `anthropic:AsyncAnthropic`."""
-    resource: ClassVar[str]
-    """Dotted path from the SDK client to the resource, e.g. `chat.completions`."""
+    sdk_post: ClassVar[SdkPost]
+    """How one request goes through the SDK client's `post`."""
     build_request: ClassVar[Callable[..., dict[str, Any]]]
     """`build_request(spec, system, messages, tools, options) -> dict`: the request body."""
-    create_arguments: ClassVar[tuple[str, ...]]
-    """Arguments `create` requires or acts on (`stream` picks the response type); see `sdk_arguments`."""
 
     def _sdk_client(self) -> Any:
         if self._sdk is None:
-            module_name, _, class_name = self.sdk_class.partition(":")
             http = self.http_client()
-            self._sdk = getattr(importlib.import_module(module_name), class_name)(
+            self._sdk = _import(self.sdk_class)(
                 api_key=self.spec.api_key,
                 base_url=self.spec.base_url,
                 http_client=http,
@@ -220,13 +244,25 @@ class BaseClient:
         headers: dict[str, str],
     ) -> ModelTurn:
         """Make exactly one HTTP attempt through the SDK and return the turn the ledger parsed."""
-        resource = self._sdk_client()
-        for name in self.resource.split("."):
-            resource = getattr(resource, name)
-        create = resource.with_raw_response.create
+        sdk, post = self._sdk_client(), self.sdk_post
+        if self._types is None:
+            self._types = post.types(sdk)
+        response_type, stream_cls = self._types
         request = type(self).build_request(self.spec, system, messages, tools, options)
-        kwargs = sdk_arguments(request, self.create_arguments)
-        return await self._exchange(lambda: create(**kwargs, extra_headers=headers))
+        request_options = {
+            **post.options,
+            "headers": {**headers, "X-Stainless-Raw-Response": post.raw_marker},
+        }
+        return await self._exchange(
+            lambda: sdk.post(
+                post.path,
+                cast_to=response_type,
+                content=encode_body(request),
+                options=request_options,
+                stream=bool(request.get("stream")),
+                stream_cls=stream_cls,
+            )
+        )
 
     async def _exchange(self, call: Callable[[], Awaitable[Any]]) -> ModelTurn:
         """Run one SDK call made `with_raw_response`; return the turn the ledger parsed.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.clients.base import BaseClient
+from harness.clients.base import BaseClient, SdkPost
 from harness.wire.openai_chat import build_request
 
 
@@ -18,6 +18,11 @@ class OpenAIChatClient(BaseClient):
 
     wire: ClassVar[str] = "openai-chat"
     sdk_class: ClassVar[str] = "openai:AsyncOpenAI"
-    resource: ClassVar[str] = "chat.completions"
-    create_arguments: ClassVar[tuple[str, ...]] = ("model", "messages", "stream")
+    sdk_post: ClassVar[SdkPost] = SdkPost(
+        "/chat/completions",
+        "openai.types.chat:ChatCompletion",
+        "openai.types.chat:ChatCompletionChunk",
+        "true",
+        {"security": {"bearer_auth": True}},
+    )
     build_request = staticmethod(build_request)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.clients.base import BaseClient
+from harness.clients.base import BaseClient, SdkPost
 from harness.wire.openai_responses import build_request
 
 
@@ -17,6 +17,11 @@ class OpenAIResponsesClient(BaseClient):
 
     wire: ClassVar[str] = "openai-responses"
     sdk_class: ClassVar[str] = "openai:AsyncOpenAI"
-    resource: ClassVar[str] = "responses"
-    create_arguments: ClassVar[tuple[str, ...]] = ("model", "stream")
+    sdk_post: ClassVar[SdkPost] = SdkPost(
+        "/responses",
+        "openai.types.responses:Response",
+        "openai.types.responses:ResponseStreamEvent",
+        "true",
+        {"security": {"bearer_auth": True}},
+    )
     build_request = staticmethod(build_request)
