@@ -772,10 +772,16 @@ def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, gu
     try:
         assert owner.stdout is not None
         root = Path(owner.stdout.readline().strip())
+
+        def running() -> list[int]:
+            # The owner has the marker among its own arguments: the command is another process.
+            return [pid for pid in _processes_with(marker) if pid != owner.pid]
+
         deadline = time.monotonic() + 20
-        while not _processes_with(marker) and time.monotonic() < deadline:
+        while not running() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _processes_with(marker)
+        assert running()
+        owned = [p for h in CGROUPS.hierarchies for p in h.parent.iterdir() if f"-{owner.pid}-" in p.name]
     finally:
         owner.send_signal(signal.SIGKILL)  # no clean-up of any kind runs
         owner.wait()
@@ -784,9 +790,12 @@ def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, gu
         assert root.is_dir() and Path(f"{root}.owner").is_file()
         owner_record = json.loads(Path(f"{root}.owner").read_text())
         assert owner_record["pid"] == owner.pid
-        stale_cgroups = remove_stale_cgroups()
+        remove_stale_cgroups()
         if CGROUPS.hierarchies:
-            assert any(f"-{owner.pid}-" in p.name for p in stale_cgroups)
+            assert owned  # the command had its cgroups...
+            # ...and they are gone. The cgroup tree is the machine's: another ampbench run's
+            # clean-up at its start may have removed them first, which is just as good.
+            assert not [p for p in owned if p.exists()]
         assert remove_stale_workspaces(tmp_path) == [root]
         assert not root.exists() and not Path(f"{root}.owner").exists()
         assert _wait_gone(marker) == []

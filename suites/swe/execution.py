@@ -8,12 +8,18 @@ The local backend is **not a security sandbox**. It confines commands by
 convention: the working directory is the workspace, HOME and TMPDIR point
 inside it, and the environment is rebuilt from scratch (nothing is inherited
 from the harness, so no API keys, tokens or cloud credentials leak in). On
-top of that, when the machine allows it, a *guard* runs every command in
-its own mount and PID namespaces:
+top of that, when the machine allows it, a *guard* confines every command with
+mount and PID namespaces of its own:
 
 * ``bwrap`` (bubblewrap; Debian package ``bubblewrap``), or
 * ``unshare`` + ``setpriv`` (util-linux, present on every Debian system; needs
   root or unprivileged user namespaces).
+
+The guard is set up once per backend (one task run's workspace, one grading
+workspace), not once per command: it starts a small command server (see
+`suites.swe.session`), and every command of the backend runs as that server's
+child, inside the namespaces and mounts the guard made. So its cost, most of a
+command's on a small machine, is paid once per task run.
 
 Under a guard the whole file system is read-only except the workspace root,
 well-known credential files of the harness user are hidden, the harness's
@@ -28,11 +34,11 @@ work here; each `ExecResult` records the guard that was used.
 Network: by default commands reach the network like the harness does (agents
 may need ``pip``), **including services on the host's loopback** (a local model
 server, the simulator, ``ampbench proxy``): loopback is not isolated. With
-``network=False`` (config ``environment.network: false``) a guard gives every
-command a network namespace of its own with nothing but its own loopback
-interface (``bwrap --unshare-net``, ``unshare --net``): no internet, no host
-services. Without a guard the network cannot be cut, and asking for it is an
-error.
+``network=False`` (config ``environment.network: false``) a guard gives the
+commands of a backend a network namespace of their own with nothing but its
+own loopback interface (``bwrap --unshare-net``, ``unshare --net``): no
+internet, no host services. Without a guard the network cannot be cut, and
+asking for it is an error.
 
 Resource limits (`suites.swe.limits`, config ``environment.limits``) hold for
 every command under every guard, ``none`` included, and for every grading run:
@@ -51,16 +57,18 @@ output in fixed words (``[ampbench: process limit (512) reached: ...]``). Under
 the limits (raise its rlimits, leave its cgroup): as said, no sandbox.
 
 When a command is over, and so what its output is, does not depend on timing:
-every local command runs under a small reaper init (`_REAPER`) that exits only
-once every process the command started has exited, and its output is read to
-EOF. Background jobs (``a & b``) are waited for, however busy the machine is;
-only the timeout (or an output flood) cuts a command short, and it kills the
-whole process group, PID namespace and cgroup at once. `LocalBackend.close()`
-does the same to commands still running (a cancelled task run), and any
-command after it raises `BackendClosed`. If the harness itself is killed
-(SIGKILL), the guard's processes die with it (``--die-with-parent``, a
-parent-death signal); what is left is found by the owner recorded in the
-cgroup's name (`suites.swe.limits.remove_stale_cgroups`).
+every local command runs under a reaper of its own (a child subreaper, see
+`suites/swe/session_server.py`) that exits only once every process the command
+started has exited, and its output is read to EOF. Background jobs (``a & b``)
+are waited for, however busy the machine is; only the timeout (or an output
+flood) cuts a command short, and it kills the command's whole process tree
+(and cgroup) at once. `LocalBackend.close()` does the same to commands still
+running (a cancelled task run) and ends the backend's guard; any command
+after it raises `BackendClosed`. If the harness itself is killed (SIGKILL), the
+commands die with it: under a guard with its namespaces (a parent-death
+signal, ``--die-with-parent``), without one by the server, which sees its
+control socket close and kills them; what is left is found by the owner
+recorded in the cgroup's name (`suites.swe.limits.remove_stale_cgroups`).
 
 The Docker backend runs commands with ``docker exec`` in a container of the
 official SWE-bench image of an instance; the container is the sandbox. The
@@ -88,7 +96,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TypedDict
+from typing import IO, Literal, Protocol, TypedDict
 
 from harness.errors import AmpbenchError, UserError
 from suites.swe.limits import (
@@ -101,6 +109,7 @@ from suites.swe.limits import (
     owner_alive,
     owner_tag,
 )
+from suites.swe.session import SERVER, Session, SessionCommand, SessionError
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_OUTPUT_BYTES = 100_000
@@ -302,30 +311,6 @@ def _secret_paths() -> list[str]:
 
 # --------------------------------------------------------------------------- guards
 
-# Runs inside `unshare --mount --pid [--net] ...` before the command: hides secrets,
-# keeps the workspace root writable and makes every other mount read-only, then
-# drops all capabilities (so the mounts cannot be undone) and execs the command.
-_UNSHARE_SCRIPT = r"""
-set -e
-root=$1 cwd=$2 masks=$3 setpriv=$4 lo=$5
-shift 5
-# A network namespace of its own (network off) starts with its loopback down.
-if [ "$lo" = up ]; then ip link set lo up 2>/dev/null || true; fi
-while IFS= read -r m; do
-  [ -n "$m" ] || continue
-  if [ -d "$m" ]; then mount -t tmpfs -o size=64k,mode=0755 ampbench-mask "$m"
-  else mount --bind /dev/null "$m"; fi
-done <<< "$masks"
-mount --bind "$root" "$root"
-while read -r _ _ _ _ mp _; do
-  mp=$(printf '%b' "${mp//\\/\\0}")
-  case "$mp" in "$root"|"$root"/*) continue ;; esac
-  mount -o remount,bind,ro "$mp" 2>/dev/null || true
-done < /proc/self/mountinfo
-cd "$cwd"
-exec "$setpriv" --inh-caps=-all --bounding-set=-all --no-new-privs -- "$@"
-"""
-
 
 def _masks_for(root: str) -> list[str]:
     # Never hide a path that contains the workspace or lies inside it.
@@ -346,36 +331,60 @@ def _wrap(
     masks: Sequence[str],
     network: bool = True,
 ) -> list[str]:
-    """The argv that runs `argv` under `guard`, with `root` as the only writable tree
-    (and, with `network` False, no network but a loopback interface of its own)."""
+    """The argv that runs `argv` (the session's server) under `guard`, with `root` as the only
+    writable tree (and, with `network` False, no network but a loopback interface of its own).
+    The unshare guard's mounts are made by the server's file itself (see its ``--confine``)."""
     if guard == "none":
         if not network:
             raise ValueError("the network cannot be cut without a guard")
         return list(argv)
     if guard == "bwrap":
         bwrap = shutil.which("bwrap") or "bwrap"
-        cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        cmd += ["--unshare-pid", "--die-with-parent", "--cap-drop", "ALL"]
+        cmd = [bwrap, "--ro-bind", "/", "/", "--proc", "/proc"]
+        # bwrap's /dev is a writable tmpfs; the session outlives a command, so only /dev/shm
+        # stays writable (the server empties it after each command).
+        cmd += ["--dev", "/dev", "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]
+        # The server is PID 1: it reaps orphans, and signals from commands cannot kill it.
+        cmd += ["--unshare-pid", "--as-pid-1", "--die-with-parent", "--cap-drop", "ALL"]
         if not network:
             cmd.append("--unshare-net")  # bwrap brings the new loopback up itself
         for m in masks:
-            cmd += ["--tmpfs", m] if os.path.isdir(m) else ["--ro-bind", "/dev/null", m]
+            if os.path.isdir(m):
+                cmd += ["--tmpfs", m, "--remount-ro", m]
+            else:
+                cmd += ["--ro-bind", "/dev/null", m]
         cmd += ["--bind", root, root, "--chdir", cwd, "--", *argv]
         return cmd
     if guard == "unshare":
         unshare = shutil.which("unshare") or "unshare"
         setpriv = shutil.which("setpriv") or "setpriv"
-        bash = shutil.which("bash") or "/bin/bash"
         cmd = [unshare]
         if os.geteuid() != 0:
             cmd += ["--user", "--map-root-user"]
         cmd += ["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc"]
         if not network:
             cmd.append("--net")
-        cmd += ["--", bash, "-c", _UNSHARE_SCRIPT, "ampbench-guard", root, cwd, "\n".join(masks), setpriv]
-        cmd.append("up" if not network else "-")
-        return [*cmd, *argv]
+        # In the new namespaces, as root there: the masks, `root` bound writable, every other
+        # mount remounted read-only; then setpriv drops all capabilities and runs `argv`.
+        confine = [sys.executable, "-I", "-S", "-B", SERVER, "--confine", root, cwd, "\n".join(masks)]
+        confine += ["up" if not network else "-", setpriv, "--"]
+        return [*cmd, "--", *confine, *argv]
     raise ValueError(f"unknown guard {guard!r} (choose from auto, {', '.join(GUARDS)})")
+
+
+def _session(guard: str, *, root: str, masks: Sequence[str], network: bool = True) -> Session:
+    """The (not yet started) command server of a workspace, under `guard`."""
+
+    def wrap(argv: list[str]) -> list[str]:
+        # A guard dies with the harness by a parent-death signal on its outermost process, and
+        # its namespaces with it. Without a guard nothing would take the commands along, so
+        # the server is left to see the control socket close, kill them all and exit.
+        setpriv = _setpriv_pdeathsig() if guard != "none" else None
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        return [*prefix, *_wrap(guard, argv, root=root, cwd=root, masks=masks, network=network)]
+
+    env = {"PATH": _SYSTEM_PATH, "LANG": "C.UTF-8"}
+    return Session(wrap, root=root, env=env, scratch=["/dev/shm"] if guard == "bwrap" else [])
 
 
 @functools.cache
@@ -391,17 +400,21 @@ def _guard_works(guard: str, masks: tuple[str, ...]) -> bool:
         os.mkdir(root)
         probe = "echo ok > inside && { echo no > ../outside; } 2>/dev/null; test -f inside && test ! -e ../outside"
         bash = shutil.which("bash") or "bash"
-        # Through the reaper, as every command runs: it must work under the guard too.
-        argv = _wrap(guard, _reaped([bash, "-c", probe]), root=root, cwd=root, masks=masks)
         env = {"PATH": _SYSTEM_PATH, "HOME": root, "LANG": "C.UTF-8"}
+        # Through a session, as every command runs: the server must work under the guard too.
+        session = _session(guard, root=root, masks=masks)
         try:
-            proc = subprocess.run(
-                argv, cwd=root, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
-            )
-        except (OSError, subprocess.SubprocessError):
+            command = session.run([bash, "-c", probe], cwd=root, env=env, timeout_s=30)
+            over = command.wait(30)
+            command.kill()
+            command.close()
+        except (SessionError, OSError):
             return False
+        finally:
+            session.close()
         return (
-            proc.returncode == 0
+            over
+            and command.returncode == 0
             and os.path.exists(os.path.join(root, "inside"))
             and not os.path.exists(os.path.join(td, "outside"))
         )
@@ -460,13 +473,20 @@ class _Capture:
     exception: str | None
 
 
-def _kill_group(proc: subprocess.Popen[bytes], marker: str | None) -> None:
-    """SIGKILL the command's process group, and (without a PID namespace) any process
-    that escaped the group but still carries this command's marker variable."""
+def _not_started(started: float, exc: BaseException) -> _Capture:
+    """The capture of a command that could not be started: the reason, as data."""
+    reason = f"{type(exc).__name__}: {exc}"
+    return _Capture(b"", b"", None, False, False, False, 0, time.monotonic() - started, reason)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    if marker is None:
-        return
+
+
+def _kill_marked(marker: str) -> None:
+    """SIGKILL every process that carries this command's marker variable: without a PID
+    namespace (guard none), what escaped the command's tree when its server died."""
     needle = f"AMPBENCH_EXEC_ID={marker}".encode() + b"\0"
     me = os.getpid()
     try:
@@ -484,71 +504,137 @@ def _kill_group(proc: subprocess.Popen[bytes], marker: str | None) -> None:
             continue
 
 
-# A tiny init for every local command: it runs the command as its child and exits
-# only when every process the command started has exited (it is their reaper: PID 1
-# of the guard's PID namespace, or a child subreaper without one, so orphaned
-# background jobs are re-parented to it and waited for). It keeps its copies of the
-# output pipes open until then, so reading them to EOF *is* waiting for the whole
-# command: no grace period, no polling. Its exit status is the command's (128 + N
-# when a signal N killed it, as a shell reports it). Its first argument sets resource
-# limits of the command before it starts ("fsize=N,as=N,nproc=N", or "-"): lowering a
-# limit needs no privilege, and under a guard the command cannot raise it again.
-_REAPER = r"""
-import os, signal, sys
-try:
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-except Exception:
-    pass
-limits = [item.split("=", 1) for item in sys.argv[1].split(",") if "=" in item]
-argv = sys.argv[2:]
-child = os.fork()
-if child == 0:
-    # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults back (`yes | head`).
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
-    if limits:
-        try:
-            import resource
-            for name, value in limits:
-                which = getattr(resource, "RLIMIT_" + name.upper())
-                hard = resource.getrlimit(which)[1]
-                value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
-                resource.setrlimit(which, (value, value))
-        except (OSError, ValueError, AttributeError) as exc:
-            os.write(2, f"ampbench: cannot set the resource limits: {exc}\n".encode())
-            os._exit(126)
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        os.write(2, f"ampbench: cannot run {argv[0]}: {exc.strerror}\n".encode())
-    os._exit(127)
-os.close(0)  # the command's input is the command's: once it is gone, a writer gets EPIPE
-status = 0
-while True:
-    try:
-        pid, st = os.wait()
-    except ChildProcessError:
-        break
-    if pid == child:
-        status = st
-code = os.waitstatus_to_exitcode(status)
-# Killed by signal N: 128 + N, as a shell reports it, under every guard alike.
-os._exit(128 - code if code < 0 else code)
-"""
-
-
-def _reaped(argv: Sequence[str], rlimits: Sequence[tuple[str, int]] = ()) -> list[str]:
-    """`argv` run under the reaper init (see `_REAPER`), with the harness's own interpreter;
-    `rlimits` are (name, value) pairs such as ("fsize", 1 << 30), set before the command starts."""
-    spec = ",".join(f"{name}={value}" for name, value in rlimits) or "-"
-    return [sys.executable, "-I", "-S", "-B", "-c", _REAPER, spec, *argv]
-
-
 KILLED_PIPE_FAILSAFE_S = 5.0
 """After a kill (timeout, output flood), how long to wait for the output pipes to close.
 Everything the command started is dead by then and its output is read to EOF; only a
 process outside the kill's reach (one handed the pipe over a socket) would hold it open."""
+
+
+@dataclass
+class _Pumped:
+    buffers: dict[int, bytearray]
+    exited: bool
+    total: int = 0
+    timed_out: bool = False
+    truncated: bool = False
+    killed_for_output: bool = False
+    killed: bool = False
+
+
+def _pump(
+    streams: Sequence[int],
+    *,
+    exit_fd: int | None,
+    exit_readable: Callable[[], bool],
+    kill: Callable[[], None],
+    deadline: float,
+    max_output_bytes: int,
+    kill_after_bytes: int,
+) -> _Pumped:
+    """Read the output `streams` to EOF, keeping at most max_output_bytes per stream, and wait
+    for the command's exit: `exit_fd` becomes readable and `exit_readable()` says it was the
+    exit (without an `exit_fd`, the caller waits for the exit after EOF).
+
+    The command is over when its output pipes are at EOF and it has exited; a local
+    command's reaper holds the pipes until every process the command started has exited,
+    so the output is complete by construction, however busy the machine is. Only two things
+    cut it short, both calling `kill` (the whole tree): the deadline, and output beyond
+    kill_after_bytes (the rest of a flood is not read).
+    """
+    out = _Pumped({fd: bytearray() for fd in streams}, exited=exit_fd is None)
+    sel = selectors.DefaultSelector()
+    for fd in streams:
+        sel.register(fd, selectors.EVENT_READ)
+    if exit_fd is not None:
+        sel.register(exit_fd, selectors.EVENT_READ)
+    open_pipes = len(streams)
+    killed_at: float | None = None
+
+    def kill_now() -> None:
+        nonlocal killed_at
+        kill()
+        killed_at = time.monotonic()
+
+    try:
+        while open_pipes or not out.exited:
+            now = time.monotonic()
+            if killed_at is None and now >= deadline:
+                out.timed_out = True
+                kill_now()
+            if killed_at is not None:
+                if out.killed_for_output or now - killed_at > KILLED_PIPE_FAILSAFE_S:
+                    break  # the rest of a flood is discarded anyway / the fail-safe
+                wait = killed_at + KILLED_PIPE_FAILSAFE_S - now
+            else:
+                wait = deadline - now
+            for key, _ in sel.select(timeout=max(wait, 0.0)):
+                fd = key.fd
+                if fd == exit_fd:
+                    if exit_readable():
+                        sel.unregister(fd)
+                        out.exited = True
+                    continue
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    sel.unregister(fd)
+                    open_pipes -= 1
+                    continue
+                out.total += len(chunk)
+                buf = out.buffers[fd]
+                room = max_output_bytes - len(buf)
+                if room > 0:
+                    buf += chunk[:room]
+                if len(chunk) > room:
+                    out.truncated = True
+                if out.total > kill_after_bytes and not out.killed_for_output:
+                    out.killed_for_output = True
+                    kill_now()
+    finally:
+        sel.close()
+    out.killed = killed_at is not None
+    return out
+
+
+def _captured(
+    pumped: _Pumped,
+    streams: Sequence[int],
+    returncode: int | None,
+    started: float,
+    exception: str | None = None,
+) -> _Capture:
+    stdout = bytes(pumped.buffers[streams[0]]) if streams else b""
+    stderr = bytes(pumped.buffers[streams[1]]) if len(streams) > 1 else b""
+    return _Capture(
+        stdout,
+        stderr,
+        returncode,
+        pumped.timed_out,
+        pumped.truncated,
+        pumped.killed_for_output,
+        pumped.total,
+        time.monotonic() - started,
+        exception,
+    )
+
+
+def _feed(pipe: int | IO[bytes], data: bytes) -> None:
+    """Write a command's stdin from a thread, so that a command that does not read it
+    cannot hold up the reading of its output; the pipe is closed when done."""
+
+    def feed() -> None:
+        writer = os.fdopen(pipe, "wb") if isinstance(pipe, int) else pipe
+        try:
+            writer.write(data)
+        except (BrokenPipeError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
+
+    threading.Thread(target=feed, daemon=True).start()
 
 
 def _capture(
@@ -561,21 +647,9 @@ def _capture(
     kill_after_bytes: int,
     stdin: bytes | None,
     merge_stderr: bool,
-    marker: str | None,
-    cgroup: CommandCgroup | None = None,
-    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> _Capture:
-    """Run argv in a new session and read its output to EOF, keeping at most
-    max_output_bytes per stream.
-
-    The command is over when its output pipes are at EOF and the process has
-    exited; for local commands `argv` is wrapped in the reaper init, which holds
-    the pipes until every process the command started has exited, so the output
-    is complete by construction, however busy the machine is. Only two things cut
-    it short, both killing the whole process group (and PID namespace, and
-    `cgroup`): the timeout, and output beyond kill_after_bytes. `on_start` gets
-    the process as soon as it runs (so that a closing backend can kill it).
-    """
+    """Run argv (the docker CLI) in a new session and read its output to EOF, keeping at most
+    max_output_bytes per stream (see `_pump`); a kill is SIGKILL to its process group."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -589,127 +663,50 @@ def _capture(
             close_fds=True,
         )
     except (OSError, ValueError) as exc:
-        return _Capture(
-            b"", b"", None, False, False, False, 0, time.monotonic() - start, f"{type(exc).__name__}: {exc}"
-        )
-    if on_start is not None:
-        on_start(proc)
-
+        return _not_started(start, exc)
     if stdin is not None:
         assert proc.stdin is not None
-
-        def feed(pipe=proc.stdin, data=stdin) -> None:
-            try:
-                pipe.write(data)
-            except (BrokenPipeError, OSError):
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-
-        threading.Thread(target=feed, daemon=True).start()
-
-    streams = [s for s in (proc.stdout, proc.stderr) if s is not None]
-    buffers = {s.fileno(): bytearray() for s in streams}
-    sel = selectors.DefaultSelector()
-    for s in streams:
-        sel.register(s.fileno(), selectors.EVENT_READ)
+        _feed(proc.stdin, stdin)
+    pipes = [s for s in (proc.stdout, proc.stderr) if s is not None]
+    streams = [s.fileno() for s in pipes]
     # The process's exit is one more event to wait for (a pidfd becomes readable when it
     # exits; the zombie stays, so the process group id cannot be reused before the final
     # kill). Without pidfds (old kernels) the exit is waited for after EOF instead.
     pidfd: int | None = None
     with contextlib.suppress(AttributeError, OSError):
         pidfd = os.pidfd_open(proc.pid)
-        sel.register(pidfd, selectors.EVENT_READ)
-    open_pipes = len(streams)
-    exited = pidfd is None  # without a pidfd, the exit is waited for after EOF
     deadline = start + timeout_s
-    total = 0
-    timed_out = truncated = killed_for_output = False
-    killed_at: float | None = None
-
-    def kill() -> None:
-        nonlocal killed_at
-        _kill_group(proc, marker)
-        if cgroup is not None:
-            cgroup.kill()
-        killed_at = time.monotonic()
-
     try:
-        while open_pipes or not exited:
-            now = time.monotonic()
-            if killed_at is None and now >= deadline:
-                timed_out = True
-                kill()
-            if killed_at is not None:
-                if killed_for_output or now - killed_at > KILLED_PIPE_FAILSAFE_S:
-                    break  # the rest of a flood is discarded anyway / the fail-safe
-                wait = killed_at + KILLED_PIPE_FAILSAFE_S - now
-            else:
-                wait = deadline - now
-            for key, _ in sel.select(timeout=max(wait, 0.0)):
-                fd = key.fd
-                if fd == pidfd:
-                    sel.unregister(fd)
-                    exited = True
-                    continue
-                try:
-                    chunk = os.read(fd, 65536)
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    sel.unregister(fd)
-                    open_pipes -= 1
-                    continue
-                total += len(chunk)
-                buf = buffers[fd]
-                room = max_output_bytes - len(buf)
-                if room > 0:
-                    buf += chunk[:room]
-                if len(chunk) > room:
-                    truncated = True
-                if total > kill_after_bytes and not killed_for_output:
-                    killed_for_output = True
-                    kill()
-        if pidfd is None and killed_at is None:
+        pumped = _pump(
+            streams,
+            exit_fd=pidfd,
+            exit_readable=lambda: True,
+            kill=lambda: _kill_group(proc),
+            deadline=deadline,
+            max_output_bytes=max_output_bytes,
+            kill_after_bytes=kill_after_bytes,
+        )
+        if pidfd is None and not pumped.killed:
             # EOF without a pidfd: the command closed its output (`exec >/dev/null`)
             # or has ended; it still gets its full time.
             try:
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
             except subprocess.TimeoutExpired:
-                timed_out = True
-                kill()
+                pumped.timed_out = True
+                _kill_group(proc)
     finally:
-        sel.close()
         if pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(pidfd)
-        # Nothing of the command is left after EOF and its exit (the reaper saw to it);
-        # this clears up after a kill, and after commands run without the reaper.
-        _kill_group(proc, marker)
-        if cgroup is not None:
-            cgroup.kill()
-        for s in streams:
-            with contextlib.suppress(OSError):
-                s.close()
+        _kill_group(proc)
         try:
             returncode: int | None = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             returncode = None
-    keys = list(buffers)
-    stdout = bytes(buffers[keys[0]]) if keys else b""
-    stderr = bytes(buffers[keys[1]]) if len(keys) > 1 else b""
-    return _Capture(
-        stdout,
-        stderr,
-        returncode,
-        timed_out,
-        truncated,
-        killed_for_output,
-        total,
-        time.monotonic() - start,
-        None,
-    )
+        for pipe in pipes:
+            with contextlib.suppress(OSError):
+                pipe.close()
+    return _captured(pumped, streams, returncode, start)
 
 
 def _notes(cap: _Capture, *, timeout_s: float, max_output_bytes: int, kill_after_bytes: int) -> str:
@@ -810,27 +807,6 @@ def _setpriv_pdeathsig() -> str | None:
     return setpriv if b"--pdeathsig" in shown else None
 
 
-# Puts itself into the command's cgroup(s), then execs the command: from then on, every
-# process the command starts is counted there and can be killed from there.
-_JOIN_CGROUP = (
-    'while [ "$1" != -- ]; do echo $$ > "$1" || { echo "ampbench: cannot enter the cgroup $1" >&2; '
-    'exit 125; }; shift; done; shift; exec "$@"'
-)
-
-
-def _entry(cgroup: CommandCgroup | None) -> list[str]:
-    """What runs first: a parent-death signal (the command dies with the harness's thread
-    even on SIGKILL), then joining the command's cgroup."""
-    prefix: list[str] = []
-    setpriv = _setpriv_pdeathsig()
-    if setpriv:
-        prefix += [setpriv, "--pdeathsig", "KILL", "--"]
-    if cgroup is not None and cgroup.procs_files:
-        prefix += [shutil.which("sh") or "/bin/sh", "-c", _JOIN_CGROUP, "ampbench-cgroup"]
-        prefix += [*cgroup.procs_files, "--"]
-    return prefix
-
-
 # Exit status of a command killed by SIGXFSZ (as the reaper reports it), and what shells
 # and programs print when a write hits RLIMIT_FSIZE.
 _XFSZ_STATUS = 128 + signal.SIGXFSZ
@@ -879,6 +855,10 @@ class LocalBackend:
     background jobs (``a & b``) are waited for, so their output is always
     complete; whatever still runs at the timeout is killed with the rest, and
     the result says the command timed out.
+
+    The guard is started at the first command, around the backend's command
+    server (`suites.swe.session`), and ended by `close()`: call it (or use the
+    workspace that owns the backend as a context manager) when the task run is over.
     """
 
     name = "local"
@@ -920,9 +900,11 @@ class LocalBackend:
         )
         self._bash = shutil.which("bash") or "/bin/bash"
         self._cgroups = cgroup_support() if limits.processes or limits.memory_bytes else None
+        self._session = _session(self.guard, root=self.root, masks=self.masks, network=network)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._running: dict[int, tuple[subprocess.Popen[bytes], CommandCgroup | None, str | None]] = {}
+        self._running: dict[object, Callable[[], None]] = {}
+        """The kill of each command in flight (for `close`)."""
         self._closed = False
 
     @property
@@ -965,9 +947,23 @@ class LocalBackend:
         merge_stderr: bool,
         extra_env: Mapping[str, str] | None,
     ) -> tuple[_Capture, set[str]]:
-        """Run `argv`; the capture and the resource limits it hit."""
+        """Run `argv` in the backend's session; the capture and the resource limits it hit."""
         if self._closed:
             raise BackendClosed(f"the workspace {self.root} is closed; nothing was run")
+        # The guard starts with the first command; its set-up is not the command's time.
+        try:
+            self._session.start()
+        except SessionError as exc:
+            if self._closed:
+                raise BackendClosed(f"the workspace {self.root} was closed; nothing was run") from None
+            return _not_started(time.monotonic(), exc), set()
+        start = time.monotonic()
+        try:
+            # What a fresh process would have been refused (a cwd the agent removed), the
+            # same way: the command did not start.
+            os.close(os.open(cwd, os.O_RDONLY | os.O_DIRECTORY))
+        except OSError as exc:
+            return _not_started(start, exc), set()
         marker = uuid.uuid4().hex if self.guard == "none" else None
         env = dict(self.env)
         if extra_env:
@@ -978,47 +974,35 @@ class LocalBackend:
         if self._cgroups is not None and self._cgroups.hierarchies:
             with contextlib.suppress(OSError):  # then the rlimit fallbacks hold instead
                 cgroup = CommandCgroup(self._cgroups, self.limits)
-        inner = _wrap(
-            self.guard,
-            _reaped(argv, self._rlimits(cgroup)),
-            root=self.root,
-            cwd=cwd,
-            masks=self.masks,
-            network=self.network,
-        )
-        key = id(inner)
-
-        def started(proc: subprocess.Popen[bytes]) -> None:
-            with self._lock:
-                self._running[key] = (proc, cgroup, marker)
-                closing = self._closed
-            if closing:  # closed while it was starting
-                _kill_group(proc, marker)
-                if cgroup is not None:
-                    cgroup.kill()
-
         since = time.time() - 1.0
         hits: set[str] = set()
         try:
-            cap = _capture(
-                [*_entry(cgroup), *inner],
-                cwd=cwd,
-                env=env,
-                timeout_s=timeout_s,
-                max_output_bytes=max_output_bytes,
-                kill_after_bytes=_default_kill_after(max_output_bytes),
-                stdin=stdin,
-                merge_stderr=merge_stderr,
-                marker=marker,
-                cgroup=cgroup,
-                on_start=started,
-            )
+            try:
+                command = self._session.run(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    rlimits=self._rlimits(cgroup),
+                    stdin=stdin is not None,
+                    merge_stderr=merge_stderr,
+                    join=cgroup.add if cgroup is not None and cgroup.procs_files else None,
+                    timeout_s=timeout_s,
+                )
+            except SessionError as exc:
+                cap = _not_started(start, exc)
+            else:
+                cap = self._collect(
+                    command,
+                    start=start,
+                    stdin=stdin,
+                    timeout_s=timeout_s,
+                    max_output_bytes=max_output_bytes,
+                    cgroup=cgroup,
+                    marker=marker,
+                )
             if cgroup is not None:
                 hits = cgroup.hits()
         finally:
-            with self._lock:
-                self._running.pop(key, None)
-                self._idle.notify_all()
             if cgroup is not None:
                 cgroup.remove()
         if self._closed:
@@ -1027,6 +1011,60 @@ class LocalBackend:
         if limit is not None and _file_limit_suspected(cap) and _file_at_limit(self.root, limit, since):
             hits.add("file_size")
         return cap, hits
+
+    def _collect(
+        self,
+        command: SessionCommand,
+        *,
+        start: float,
+        stdin: bytes | None,
+        timeout_s: float,
+        max_output_bytes: int,
+        cgroup: CommandCgroup | None,
+        marker: str | None,
+    ) -> _Capture:
+        """Read a started command's output to EOF and its exit status (see `_pump`)."""
+
+        def kill() -> None:
+            command.kill()
+            if cgroup is not None:
+                cgroup.kill()
+            if marker is not None:
+                _kill_marked(marker)
+
+        key = object()
+        with self._lock:
+            self._running[key] = kill
+            closing = self._closed
+        if closing:  # closed while it was starting
+            kill()
+        if stdin is not None and command.stdin is not None:
+            _feed(command.stdin, stdin)
+            command.stdin = None
+        streams = [command.stdout] + ([command.stderr] if command.stderr is not None else [])
+        try:
+            pumped = _pump(
+                streams,
+                exit_fd=command.fileno(),
+                exit_readable=command.read_exit,
+                kill=kill,
+                deadline=start + timeout_s,
+                max_output_bytes=max_output_bytes,
+                kill_after_bytes=_default_kill_after(max_output_bytes),
+            )
+            if not command.exited:
+                # Broken off after a kill (a flood, the fail-safe): the status follows the kill.
+                kill()
+                command.wait(10.0)
+            exception = None
+            if command.returncode is None and not pumped.killed and not self._closed:
+                exception = f"{SessionError.__name__}: the session ended while the command ran"
+            return _captured(pumped, streams, command.returncode, start, exception)
+        finally:
+            command.close()
+            with self._lock:
+                self._running.pop(key, None)
+                self._idle.notify_all()
 
     def run(
         self,
@@ -1096,18 +1134,19 @@ class LocalBackend:
         )
 
     def close(self, *, wait_s: float = 20.0) -> None:
-        """Kill every command still running (a cancelled task run) with all its processes, and
-        wait up to `wait_s` for them to be gone; later commands raise `BackendClosed`. Idempotent."""
+        """Kill every command still running (a cancelled task run) with all its processes, end
+        the guard, and wait up to `wait_s` for all of it to be gone (0: do not wait, a later
+        `close()` does); later commands raise `BackendClosed`. Idempotent."""
         with self._lock:
             self._closed = True
             running = list(self._running.values())
-        for proc, cgroup, marker in running:
-            _kill_group(proc, marker)
-            if cgroup is not None:
-                cgroup.kill()
+        for kill in running:
+            kill()
         if wait_s > 0:
             with self._lock:
                 self._idle.wait_for(lambda: not self._running, timeout=wait_s)
+        # The server kills whatever is left and exits once it sees the control socket close.
+        self._session.close(wait_s=wait_s)
 
 
 def _to_result(
@@ -1174,7 +1213,10 @@ def run(
     backend = LocalBackend(
         cwd, guard=guard, timeout_s=timeout_s, max_output_bytes=max_output_bytes, limits=limits
     )
-    return backend.run(command)
+    try:
+        return backend.run(command)
+    finally:
+        backend.close()
 
 
 # --------------------------------------------------------------------------- docker backend
@@ -1474,7 +1516,6 @@ class DockerBackend:
             kill_after_bytes=_default_kill_after(cap_bytes),
             stdin=None,
             merge_stderr=False,
-            marker=None,
         )
         # The command's output (stderr included) is on stdout; the docker CLI's own errors
         # and the limit counters on stderr.
@@ -1523,7 +1564,6 @@ class DockerBackend:
             kill_after_bytes=_default_kill_after(cap_bytes),
             stdin=stdin,
             merge_stderr=False,
-            marker=None,
         )
         return ProcessResult(
             cap.stdout,

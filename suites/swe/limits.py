@@ -33,8 +33,9 @@ writable ``pids`` and ``memory`` hierarchies), under ``ampbench/`` in this
 process's own cgroup of each hierarchy; with cgroup v2, under ``ampbench/``
 right below the v2 root (the only cgroup that may hold processes and delegate
 controllers; a container's own root usually cannot, and then the fallbacks
-hold). A command enters its cgroup through a tiny ``sh`` before the guard starts
-(about 10 ms per command on cgroup v1, where moving a process is slow).
+hold). The harness moves a command's reaper into its cgroup before the command
+starts (`CommandCgroup.add`; about 10 ms per command on cgroup v1, where moving
+a process is slow), so every process of the command is counted there.
 
 A limit that was hit is said in the observation, in fixed words (see
 `limit_notes`): the cgroup's own counters tell a fork refused at
@@ -537,6 +538,11 @@ class CommandCgroup:
     @property
     def procs_files(self) -> list[str]:
         return [os.fspath(d / "cgroup.procs") for _, d in self.dirs]
+
+    def add(self, pid: int) -> None:
+        """Move process `pid` (and from then on, what it starts) into the cgroup(s)."""
+        for path in self.procs_files:
+            _write(Path(path), str(pid))
 
     def kill(self) -> None:
         """SIGKILL every process of the command, wherever it went (other sessions, other
