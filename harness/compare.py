@@ -227,8 +227,13 @@ def load_runs(
 
 
 def task_features(runs: Runs) -> Any:
-    """One row per task run with the numbers compare and project resample (`metrics.task_features`)."""
-    return metrics.task_features(runs.tasks, runs.exchanges)
+    """One row per task run with the numbers compare and project resample (`metrics.task_features`).
+
+    In one order whatever order the task runs finished in (tasks.csv is written as they
+    finish): resampling draws row positions, so the same runs must give the same intervals.
+    """
+    feats = metrics.task_features(runs.tasks, runs.exchanges)
+    return feats.sort_values(metrics.KEY, kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- bootstrap

@@ -468,6 +468,27 @@ def test_same_seed_same_output_other_seed_other_intervals(mixed: list[Path]) -> 
     )
 
 
+def test_the_order_task_runs_finished_in_does_not_move_an_interval(mixed: list[Path], tmp_path: Path) -> None:
+    """tasks.csv and exchanges.jsonl are written as task runs finish: the same runs, written in
+    another order, must give the same intervals."""
+    import shutil
+
+    shuffled = []
+    for number, run in enumerate(mixed):
+        copy = tmp_path / f"shuffled-{number}"
+        shutil.copytree(run, copy)
+        header, *rows = (copy / TASKS).read_text().splitlines(keepends=True)
+        lines = (copy / EXCHANGES).read_text().splitlines(keepends=True)
+        random.Random(number).shuffle(rows)
+        random.Random(number).shuffle(lines)
+        (copy / TASKS).write_text(header + "".join(reversed(rows)))
+        (copy / EXCHANGES).write_text("".join(lines))
+        shuffled.append(copy)
+    one = json.loads(cmp.render_json(cmp.compare(cmp.load_runs(mixed), seed=3, resamples=300)))
+    other = json.loads(cmp.render_json(cmp.compare(cmp.load_runs(shuffled), seed=3, resamples=300)))
+    assert one["groups"] == other["groups"]
+
+
 # ---------------------------------------------------------------- formats and errors
 
 
