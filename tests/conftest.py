@@ -1,4 +1,4 @@
-"""Shared test helpers: where the shared fixtures live, and a CLI runner."""
+"""Shared test helpers: where the shared fixtures live, a CLI runner, and a process finder."""
 
 from __future__ import annotations
 
@@ -35,3 +35,17 @@ def ampbench(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
         cwd=cwd or REPO,
         timeout=timeout,
     )
+
+
+def processes_with(argument: str) -> list[int]:
+    """Pids whose command line has `argument` as one of its words (tests mark commands with a
+    unique sleep duration, then look for what is left of them)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if argument.encode() in fh.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found

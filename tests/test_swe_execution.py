@@ -51,7 +51,7 @@ from suites.swe.workspace import (
     find_in_mirror,
     remove_stale_workspaces,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, processes_with
 
 GUARDS = available_guards()
 WORKING_GUARDS = [g for g, ok in GUARDS.items() if ok]
@@ -59,22 +59,9 @@ REAL_GUARDS = [g for g in WORKING_GUARDS if g != "none"]
 LRUKIT = next(i for i in bundled_instances() if i.instance_id == "ampbench__lrukit-1")
 
 
-def _processes_with(argument: str) -> list[int]:
-    """Pids whose command line contains `argument` (a unique sleep duration)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if argument.encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 def _wait_gone(argument: str, seconds: float = 3.0) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := _processes_with(argument)) and time.monotonic() < deadline:
+    while (left := processes_with(argument)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
@@ -731,9 +718,9 @@ def test_closing_a_workspace_kills_its_running_command(tmp_path: Path, guard: st
     thread = threading.Thread(target=command)
     thread.start()
     deadline = time.monotonic() + 10
-    while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:
+    while len(processes_with(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(_processes_with(marker)) == 2
+    assert len(processes_with(marker)) == 2
     started = time.monotonic()
     ws.close()
     thread.join(10)
@@ -775,7 +762,7 @@ def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, gu
 
         def running() -> list[int]:
             # The owner has the marker among its own arguments: the command is another process.
-            return [pid for pid in _processes_with(marker) if pid != owner.pid]
+            return [pid for pid in processes_with(marker) if pid != owner.pid]
 
         deadline = time.monotonic() + 20
         while not running() and time.monotonic() < deadline:

@@ -23,24 +23,11 @@ import pytest
 from suites.swe import execution
 from suites.swe.execution import BackendClosed, LocalBackend, available_guards
 from suites.swe.session import SERVER
-from tests.conftest import REPO
+from tests.conftest import REPO, processes_with
 
 GUARDS = available_guards()
 WORKING_GUARDS = [g for g, ok in GUARDS.items() if ok]
 REAL_GUARDS = [g for g in WORKING_GUARDS if g != "none"]
-
-
-def _processes_with(argument: str) -> list[int]:
-    """Pids whose command line has `argument` as one of its words."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if argument.encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def _servers_of(root: Path) -> list[int]:
@@ -175,7 +162,7 @@ def test_a_timeout_kills_the_tree_and_the_next_command_runs(root: Path, guard: s
     hung = backend.run(f"sleep {marker} & setsid sleep {marker} & sleep {marker}; echo never", timeout_s=1)
     assert hung["timed_out"] and hung["returncode"] == -9
     assert hung["output"] == "[ampbench: the command timed out after 1 s and was killed]"
-    assert _wait_gone(lambda: _processes_with(marker)) == []
+    assert _wait_gone(lambda: processes_with(marker)) == []
     after = backend.run("echo next; exit 4")
     assert after["output"] == "next\n" and after["returncode"] == 4 and not after["timed_out"]
     assert backend._session.starts == 1
@@ -194,7 +181,7 @@ def test_a_killed_background_job_does_not_reach_the_next_command(root: Path, gua
         max_output_bytes=1000,
     )
     assert first["output"] == "first\n[ampbench: the command timed out after 1 s and was killed]"
-    assert _wait_gone(lambda: _processes_with(marker)) == []
+    assert _wait_gone(lambda: processes_with(marker)) == []
     second = backend.run("echo second; ls")
     assert second["output"] == "second\n" and not (root / "leak.txt").exists()
     # A job that ends in time is waited for and belongs to its own command's output.
@@ -232,8 +219,11 @@ def test_no_shell_state_carries_over_between_commands(root: Path, guard: str, ba
 def test_a_command_inherits_nothing_but_its_stdio(root: Path, guard: str, backends) -> None:
     # Not the server's control socket, not the channel of its own or another command.
     backend = backends(root, guard=guard)
+    # Tested by the shell itself, with no pipe, glob or child of its own open at that moment
+    # (`ls /proc/$$/fd | tr` raced the shell closing its end of the pipe).
+    probe = "for n in {0..64}; do [ -e /proc/$$/fd/$n ] && printf '%s ' $n; done; echo"
     for _ in range(2):
-        assert backend.run("ls /proc/$$/fd | tr '\\n' ' '")["output"] == "0 1 2 "
+        assert backend.run(probe)["output"] == "0 1 2 \n"
     assert backend.exec_argv(["ls", "/proc/self/fd"], stdin=b"").stdout == b"0\n1\n2\n3\n"
 
 
@@ -259,7 +249,7 @@ def test_a_command_cannot_take_down_its_session(root: Path, guard: str, backends
     # Killing its own reaper ends the command, and what it started dies with it.
     killed = backend.run(f"(sleep {marker}; echo orphan) & sleep 0.1; kill -9 $PPID; wait", timeout_s=60)
     assert killed["returncode"] == -9 and "orphan" not in killed["output"] and not killed["timed_out"]
-    assert _wait_gone(lambda: _processes_with(marker)) == []
+    assert _wait_gone(lambda: processes_with(marker)) == []
     assert backend.run("echo next")["output"] == "next\n"
     assert backend._session.starts == 1
 
@@ -286,13 +276,13 @@ def test_a_session_dying_under_a_command_is_said(root: Path, guard: str, backend
         target=lambda: outcome.update(result=backend.run(f"sleep {marker}; echo never", timeout_s=120))
     )
     thread.start()
-    assert _wait_for(lambda: _processes_with(marker))  # it runs
+    assert _wait_for(lambda: processes_with(marker))  # it runs
     assert backend._session.pid is not None
     os.killpg(backend._session.pid, signal.SIGKILL)
     thread.join(60)
     result = outcome["result"]
     assert result["returncode"] is None and "the session ended" in result["exception"]
-    assert _wait_gone(lambda: _processes_with(marker)) == []
+    assert _wait_gone(lambda: processes_with(marker)) == []
     assert backend.run("echo again")["output"] == "again\n"
 
 
@@ -349,7 +339,7 @@ def test_the_session_dies_with_a_killed_harness(root: Path, guard: str) -> None:
 
     # The harness has the marker among its own arguments: the command is another process.
     def command() -> list[int]:
-        return [pid for pid in _processes_with(marker) if pid != harness.pid]
+        return [pid for pid in processes_with(marker) if pid != harness.pid]
 
     try:
         assert harness.stdout is not None and harness.stdout.readline().strip() == "started"

@@ -33,7 +33,7 @@ from suites.swe.limits import owner_tag
 from suites.swe.scaffolds import BashOnlyScaffold, ToolsScaffold, bash_blocks
 from suites.swe.sim_agents import SUBMIT_SENTINEL, parse_patch, plan_length
 from suites.swe.suite import EXTRA_COLUMNS, SweSuite
-from tests.conftest import ampbench
+from tests.conftest import ampbench, processes_with
 
 BUNDLED = bundled_instances()
 IDS = [inst.instance_id for inst in BUNDLED]
@@ -531,18 +531,6 @@ def test_an_environment_that_cannot_run_the_tests_is_no_verdict(tmp_path: Path) 
     assert row["score"] == "" and row["resolved"] == ""
 
 
-def _processes_with(argument: str) -> list[int]:
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if argument.encode() in fh.read().split(b"\0"):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
-
 async def _until(condition, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition() and time.monotonic() < deadline:
@@ -559,7 +547,7 @@ def test_a_cancelled_task_run_leaves_no_command_and_no_workspace(tmp_path: Path)
     async def scenario() -> float:
         call = ToolCall("c1", "bash", {"command": f"sleep {marker} & sleep {marker}; echo never"})
         running = asyncio.create_task(env.execute(call))
-        await _until(lambda: len(_processes_with(marker)) == 2)
+        await _until(lambda: len(processes_with(marker)) == 2)
         running.cancel()
         with pytest.raises(asyncio.CancelledError):
             await running
@@ -570,7 +558,7 @@ def test_a_cancelled_task_run_leaves_no_command_and_no_workspace(tmp_path: Path)
     started = time.monotonic()
     assert asyncio.run(scenario()) < 10
     assert time.monotonic() - started < 30  # asyncio.run waited for the command's thread too
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     assert list((tmp_path / "ws").iterdir()) == []
 
 
@@ -588,7 +576,7 @@ def test_a_cancelled_grade_kills_the_test_run_and_removes_its_workspace(tmp_path
 
     async def scenario() -> None:
         grading_run = asyncio.create_task(suite.grade(task, [], env, None))
-        await _until(lambda: bool(_processes_with(marker)))
+        await _until(lambda: bool(processes_with(marker)))
         grading_run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await grading_run
@@ -597,7 +585,7 @@ def test_a_cancelled_grade_kills_the_test_run_and_removes_its_workspace(tmp_path
     started = time.monotonic()
     asyncio.run(scenario())
     assert time.monotonic() - started < 30
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
     assert list((tmp_path / "ws").iterdir()) == []
 
 
