@@ -1,10 +1,12 @@
-"""Shared test helpers: where the shared fixtures live, a CLI runner, and a process finder."""
+"""Shared test helpers: where the shared fixtures live, a CLI runner, a process finder, and
+the hostile payloads the SWE tests send into workspaces."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,42 @@ def processes_with(argument: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+# A conftest that turns every test result into a pass: what a patch gaming the grader would add.
+FORCING_CONFTEST = textwrap.dedent(
+    """\
+    import pytest
+
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):
+        outcome = yield
+        report = outcome.get_result()
+        report.outcome = "passed"
+        report.longrepr = None
+    """
+)
+
+
+def fork_script(count: int, sleep_s: float) -> str:
+    """A shell command that forks `count` children, each sleeping `sleep_s` then exiting (bounded,
+    so that even a failed limit cannot hurt a shared machine for long), and prints what it got."""
+    return textwrap.dedent(
+        f"""\
+        python - <<'EOF'
+        import os, time
+        forked = refused = 0
+        for _ in range({count}):
+            try:
+                pid = os.fork()
+            except OSError:
+                refused += 1
+                continue
+            if pid == 0:
+                time.sleep({sleep_s})
+                os._exit(0)
+            forked += 1
+        print(f"forked {{forked}}, refused {{refused}}")
+        EOF"""
+    )

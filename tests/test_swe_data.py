@@ -42,6 +42,7 @@ from suites.swe.workspace import (
     commit_date,
     patch_paths,
 )
+from tests.conftest import FORCING_CONFTEST
 
 BUNDLED = bundled_instances()
 IDS = [inst.instance_id for inst in BUNDLED]
@@ -298,17 +299,6 @@ def test_build_rejects_a_patch_that_does_not_apply(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- grading that cannot be gamed
-
-FORCING_CONFTEST = """import pytest
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    report.outcome = "passed"
-    report.longrepr = None
-"""
 
 
 def _new_file(path: str, text: str) -> str:

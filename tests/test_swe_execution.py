@@ -51,7 +51,7 @@ from suites.swe.workspace import (
     find_in_mirror,
     remove_stale_workspaces,
 )
-from tests.conftest import REPO, processes_with
+from tests.conftest import REPO, fork_script, processes_with
 
 GUARDS = available_guards()
 WORKING_GUARDS = [g for g, ok in GUARDS.items() if ok]
@@ -566,26 +566,8 @@ needs_cgroups = pytest.mark.skipif(
 )
 SMALL = ResourceLimits(processes=64, memory_bytes=256 << 20, file_size_bytes=16 << 20)
 
-# 100 forks against a limit of 64; each child sleeps briefly and exits, so that even
-# without the limit nothing piles up on a shared machine.
-FORK_100 = textwrap.dedent(
-    """\
-    python - <<'EOF'
-    import os, time
-    forked = refused = 0
-    for _ in range(100):
-        try:
-            pid = os.fork()
-        except OSError:
-            refused += 1
-            continue
-        if pid == 0:
-            time.sleep(0.5)
-            os._exit(0)
-        forked += 1
-    print(f"forked {forked}, refused {refused}")
-    EOF"""
-)
+# 100 forks against a limit of 64; each child sleeps briefly and exits.
+FORK_100 = fork_script(100, 0.5)
 
 
 def test_limit_settings_parse_and_say_themselves() -> None:

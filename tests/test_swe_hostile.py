@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import textwrap
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +30,7 @@ import pytest
 from harness.runner import RunConfig, Runner
 from suites.swe.limits import cgroup_support
 from suites.swe.suite import load_config
+from tests.conftest import FORCING_CONFTEST, fork_script
 
 CGROUPS = cgroup_support()
 pytestmark = pytest.mark.skipif(
@@ -40,40 +40,8 @@ pytestmark = pytest.mark.skipif(
 
 INSTANCE = "ampbench__calendarkit-1"  # 4 FAIL_TO_PASS, 14 PASS_TO_PASS tests
 
-FORCING_CONFTEST = textwrap.dedent(
-    """\
-    import pytest
-
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(item, call):
-        outcome = yield
-        report = outcome.get_result()
-        report.outcome = "passed"
-        report.longrepr = None
-    """
-)
-
-# Bounded: 1,500 forks at most, each child sleeps 2 s and exits, so that even a
-# failed limit cannot hurt the machine for long.
-FORK_1500 = textwrap.dedent(
-    """\
-    python - <<'EOF'
-    import os, time
-    forked = refused = 0
-    for _ in range(1500):
-        try:
-            pid = os.fork()
-        except OSError:
-            refused += 1
-            continue
-        if pid == 0:
-            time.sleep(2)
-            os._exit(0)
-        forked += 1
-    print(f"forked {forked}, refused {refused}")
-    EOF"""
-)
+# Bounded: 1,500 forks at most, each child sleeps 2 s and exits.
+FORK_1500 = fork_script(1500, 2)
 
 ALLOCATE_6G = "python -c \"b = bytearray(6 << 30); print('allocated', len(b))\""
 

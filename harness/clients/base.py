@@ -1,8 +1,9 @@
 """What every model client shares: the HTTP stack, retries and error mapping.
 
-A provider client implements one method, `_send`, which makes exactly one
-HTTP attempt through its SDK. `generate` wraps it in the harness's own
-retry policy (the SDKs run with `max_retries=0`), so every attempt passes
+A provider client declares data, not code: its SDK client class, how a
+request is posted through it (`SdkPost`) and its request builder. `_send`
+makes exactly one HTTP attempt through the SDK; `generate` builds the body
+once and wraps `_send` in the harness's own retry policy (the SDKs run with `max_retries=0`), so every attempt passes
 through the ledger and is counted.
 """
 
@@ -188,6 +189,9 @@ class BaseClient:
         options: GenerateOptions,
     ) -> ModelTurn:
         """One model call: as many HTTP attempts as the retry policy allows."""
+        # Built and encoded once: every attempt of the call sends the same bytes.
+        request = type(self).build_request(self.spec, system, messages, tools, options)
+        content, stream = encode_body(request), bool(request.get("stream"))
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=self._wait,
@@ -203,7 +207,7 @@ class BaseClient:
                     "x-stainless-retry-count": str(attempt.retry_state.attempt_number - 1),
                     "x-ampbench-repeat": str(context.current().repeat),
                 }
-                return await self._send(system, messages, tools, options, headers)
+                return await self._send(content, stream, headers)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait(self, retry_state: Any) -> float:
@@ -235,20 +239,12 @@ class BaseClient:
             )
         return self._sdk
 
-    async def _send(
-        self,
-        system: str,
-        messages: list[Message],
-        tools: list[ToolSpec],
-        options: GenerateOptions,
-        headers: dict[str, str],
-    ) -> ModelTurn:
+    async def _send(self, content: bytes, stream: bool, headers: dict[str, str]) -> ModelTurn:
         """Make exactly one HTTP attempt through the SDK and return the turn the ledger parsed."""
         sdk, post = self._sdk_client(), self.sdk_post
         if self._types is None:
             self._types = post.types(sdk)
         response_type, stream_cls = self._types
-        request = type(self).build_request(self.spec, system, messages, tools, options)
         request_options = {
             **post.options,
             "headers": {**headers, "X-Stainless-Raw-Response": post.raw_marker},
@@ -257,9 +253,9 @@ class BaseClient:
             lambda: sdk.post(
                 post.path,
                 cast_to=response_type,
-                content=encode_body(request),
+                content=content,
                 options=request_options,
-                stream=bool(request.get("stream")),
+                stream=stream,
                 stream_cls=stream_cls,
             )
         )
