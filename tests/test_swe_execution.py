@@ -714,6 +714,15 @@ def test_closing_a_workspace_kills_its_running_command(tmp_path: Path, guard: st
         ws.run("true")
 
 
+def _program(pid: int) -> str:
+    """The file name of the program `pid` runs ('' once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return os.path.basename(fh.read().split(b"\0")[0].decode())
+    except OSError:
+        return ""
+
+
 # Makes a workspace, starts a long command in it, says where it is, and waits to be killed.
 STALE_OWNER = textwrap.dedent(
     """\
@@ -743,8 +752,9 @@ def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, gu
         root = Path(owner.stdout.readline().strip())
 
         def running() -> list[int]:
-            # The owner has the marker among its own arguments: the command is another process.
-            return [pid for pid in processes_with(marker) if pid != owner.pid]
+            # The `sleep` itself: the owner has the marker among its own arguments, and so has, for
+            # an instant, every child it forks before that child execs (bwrap, the session server).
+            return [pid for pid in processes_with(marker) if _program(pid) == "sleep"]
 
         deadline = time.monotonic() + 20
         while not running() and time.monotonic() < deadline:
