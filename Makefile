@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all clean live-local local-model-start local-model-stop
+.PHONY: run test test-all test-containers clean live-local local-model-start local-model-stop
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check harness suites tests scripts
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
+
+# Real SWE-bench instances in containers (marked `containers`): needs Docker or Podman, and
+# root with debootstrap for the base images (built once, then cached by the engine).
+test-containers: $(STAMP)
+	$(BIN)/pytest -q -m containers
 
 # Slow tests too (marked `slow`); the default run keeps them out. The opt-in
 # live_local and claude_code tests need `make local-model-start` / a `claude` binary.

@@ -22,11 +22,13 @@ Rules (the README states them too):
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.records import NUMERIC_TASK_COLUMNS
+from harness.records import NUMERIC_TASK_COLUMNS, missing, number
 
 KEY: list[str] = ["run", "task_id", "model", "repeat", "session"]
 """Columns that identify one task run across runs (`run` is the position of its directory)."""
@@ -104,8 +106,13 @@ _ALWAYS_KNOWN_TOTALS = frozenset({"exchanges", "unsent_attempts", "retries", "mo
 # ---------------------------------------------------------------- task tables
 
 
+def is_truthy(value: Any) -> bool:
+    """A flag cell as written to tasks.csv (`true`, `1`, `yes`, ...)."""
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
+
+
 def truthy(series: Any) -> Any:
-    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+    return series.map(is_truthy).astype(bool)
 
 
 def variant_text(manifest: dict[str, Any]) -> str:
@@ -121,113 +128,260 @@ def label(model: str, simulated: bool, variant: str = "") -> str:
     return model + (SIMULATED_LABEL if simulated else "") + (f" [{variant}]" if variant else "")
 
 
+_TEXT_DEFAULTS = ("run_id", "suite", "task_id", "model", "simulated", "source", "status", "error")
+
+
+def normalise_task(
+    row: Mapping[str, Any], run: int, run_dir: Path, manifest: dict[str, Any]
+) -> dict[str, Any]:
+    """One tasks.csv row with typed cells, plus run, run_dir and variant (unknown numbers are NaN)."""
+    out = {k: (None if missing(v) else v) for k, v in row.items()}
+    for col in (*_TEXT_DEFAULTS, "tool_calls_by_name", "no_provider_reason"):
+        out.setdefault(col, None)
+    for col in NUMERIC_TASK_COLUMNS:
+        out[col] = number(out.get(col))
+    out["run"] = run
+    out["run_dir"] = str(run_dir)
+    run_id = out["run_id"]
+    out["run_id"] = str(manifest.get("run_id") or run_dir.name) if run_id is None else str(run_id)
+    out["suite"] = str(manifest.get("suite") or "?") if out["suite"] is None else str(out["suite"])
+    out["task_id"] = str(out["task_id"])
+    out["model"] = str(out["model"])
+    out["simulated"] = is_truthy(out["simulated"])
+    out["status"] = "ok" if out["status"] is None else str(out["status"])
+    for col in ("repeat", "session"):
+        value = out[col]
+        out[col] = 0 if math.isnan(value) else int(value)
+    out["variant"] = variant_text(manifest)
+    return out
+
+
 def normalise_tasks(tasks: Any, run: int, run_dir: Path, manifest: dict[str, Any]) -> Any:
-    """tasks.csv of one run with typed columns, plus run, run_dir, variant and label."""
+    """tasks.csv of one run (a DataFrame) with typed columns, plus run, run_dir, variant (`normalise_task`)."""
     import pandas as pd
 
-    tasks = tasks.copy()
-    for col in ("run_id", "suite", "task_id", "model", "simulated", "source", "status", "error"):
-        if col not in tasks:
-            tasks[col] = None
-    if "tool_calls_by_name" not in tasks:
-        tasks["tool_calls_by_name"] = None
+    rows = [normalise_task(r, run, run_dir, manifest) for r in records(tasks)]
+    columns = list(dict.fromkeys([*tasks.columns, *_TEXT_DEFAULTS, "tool_calls_by_name"]))
+    columns += [c for c in NUMERIC_TASK_COLUMNS if c not in columns]
+    columns += ["run", "run_dir", "variant", "no_provider_reason"]
+    columns = list(dict.fromkeys(columns))
+    frame = pd.DataFrame(rows, columns=columns)
     for col in NUMERIC_TASK_COLUMNS:
-        tasks[col] = pd.to_numeric(tasks[col], errors="coerce") if col in tasks else float("nan")
-    tasks["run"] = run
-    tasks["run_dir"] = str(run_dir)
-    tasks["run_id"] = tasks["run_id"].fillna(manifest.get("run_id") or run_dir.name).astype(str)
-    tasks["suite"] = tasks["suite"].fillna(manifest.get("suite") or "?").astype(str)
-    tasks["task_id"] = tasks["task_id"].astype(str)
-    tasks["model"] = tasks["model"].astype(str)
-    tasks["simulated"] = truthy(tasks["simulated"])
-    tasks["status"] = tasks["status"].fillna("ok").astype(str)
-    tasks["repeat"] = tasks["repeat"].fillna(0).astype("int64")
-    tasks["session"] = tasks["session"].fillna(0).astype("int64")
-    tasks["variant"] = variant_text(manifest)
-    if "no_provider_reason" not in tasks:
-        tasks["no_provider_reason"] = None
-    tasks["no_provider_reason"] = tasks["no_provider_reason"].where(tasks["no_provider_reason"].notna(), None)
-    return tasks
+        frame[col] = frame[col].astype("float64")
+    for col in ("repeat", "session", "run"):
+        frame[col] = frame[col].astype("int64")
+    frame["simulated"] = frame["simulated"].astype(bool)
+    frame["no_provider_reason"] = frame["no_provider_reason"].astype(object)
+    return frame
+
+
+def labels(models: Iterable[str], simulated: Iterable[bool], variants: Iterable[str]) -> list[str]:
+    """The label of every task run: a model is marked simulated wherever any of its task runs was."""
+    rows = list(zip(models, simulated, variants, strict=True))
+    sim = {m for m, s, _ in rows if s}
+    return [label(m, m in sim, v) for m, _, v in rows]
 
 
 def add_labels(tasks: Any) -> Any:
-    """The `label` column: a model is marked simulated wherever any of its task runs was."""
-    simulated = set(tasks.loc[tasks["simulated"], "model"])
-    tasks["label"] = [
-        label(m, m in simulated, v) for m, v in zip(tasks["model"], tasks["variant"], strict=True)
-    ]
+    """The `label` column of normalised task rows (a DataFrame or a list of dicts), see `labels`."""
+    if isinstance(tasks, list):
+        names = labels(
+            (t["model"] for t in tasks), (t["simulated"] for t in tasks), (t["variant"] for t in tasks)
+        )
+        for task, name in zip(tasks, names, strict=True):
+            task["label"] = name
+        return tasks
+    tasks["label"] = labels(tasks["model"], tasks["simulated"], tasks["variant"])
     return tasks
 
 
-def task_features(tasks: Any, exchanges: Any) -> Any:
-    """One row per task run with the numbers every figure is computed from.
+EXCHANGE_SUMS: tuple[str, ...] = (
+    "reasoning_exchanges",
+    "agent_latency_s",
+    "agent_latency_known",
+    "judge_latency_s",
+    "judge_retries",
+)
+"""What a task run's features sum from its exchanges (tasks.csv does not carry them)."""
 
-    `tasks` are normalised task rows (`normalise_tasks`, `add_labels`); task-level
-    counts come from them (themselves computed from the exchanges, or from an
-    ingested log). What tasks.csv does not carry is summed here from `exchanges`
-    (with a `run` column): agent exchanges showing visible reasoning, latencies
-    and judge retries. Attempts that never reached the provider are not exchanges.
+
+EXCHANGE_INPUTS: tuple[str, ...] = (
+    *KEY,
+    "role",
+    "sent",
+    "latency_ms",
+    "attempt",
+    "visible_reasoning_chars",
+)
+"""The exchange columns `exchange_sums` reads, in the order of its tuples."""
+
+
+def exchange_sums(exchanges: Any, run: int | None = None) -> dict[tuple[Any, ...], list[float]]:
+    """`EXCHANGE_SUMS` per task run (`KEY`) of exchange rows (dicts or a DataFrame), `sum_exchanges`.
+
+    The rows carry a `run` column unless `run` is given (one run's exchanges).
     """
-    import numpy as np
+    if isinstance(exchanges, list):
+        return sum_exchanges(
+            tuple(run if c == "run" and run is not None else ex.get(c) for c in EXCHANGE_INPUTS)
+            for ex in exchanges
+        )
+    size = len(exchanges)
+    if not size:
+        return {}
+    columns = [
+        [run] * size
+        if c == "run" and run is not None
+        else (exchanges[c].tolist() if c in exchanges else [None] * size)
+        for c in EXCHANGE_INPUTS
+    ]
+    return sum_exchanges(zip(*columns, strict=True))
+
+
+def sum_exchanges(exchanges: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], list[float]]:
+    """`EXCHANGE_SUMS` per task run from exchanges as tuples of `EXCHANGE_INPUTS`.
+
+    Agent exchanges showing visible reasoning, latencies and judge retries. Attempts that never
+    reached the provider are not exchanges.
+    """
+    out: dict[tuple[Any, ...], list[float]] = {}
+    for run, task_id, model, repeat, session, role, sent, latency_ms, attempt, vis in exchanges:
+        sent = True if missing(sent) else bool(sent)
+        agent = role == "agent" and sent
+        judge = role == "judge" and sent
+        latency = number(latency_ms) / 1000.0
+        known = not math.isnan(latency)
+        key = (int(run), str(task_id), model, int(repeat), int(session))
+        sums = out.get(key)
+        if sums is None:
+            sums = out[key] = [0.0, 0.0, 0.0, 0.0, 0.0]
+        if agent:
+            if number(vis) > 0:
+                sums[0] += 1
+            if known:
+                sums[1] += latency
+                sums[2] += 1
+        elif judge:
+            if known:
+                sums[3] += latency
+            tries = number(attempt)
+            if not math.isnan(tries) and tries > 1:
+                sums[4] += 1
+    return out
+
+
+_FEATURE_COLUMNS = [*KEY, "suite", "variant", "label", "simulated", "status", "error", "tool_calls_by_name"]
+_FEATURE_COLUMNS.append("no_provider_reason")
+_FEATURE_COLUMNS += [c for c in NUMERIC_TASK_COLUMNS if c not in KEY]
+
+
+def task_feature_rows(
+    tasks: Iterable[Mapping[str, Any]],
+    exchanges: Any = None,
+    *,
+    sums: dict[tuple[Any, ...], list[float]] | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per task run with the numbers every figure is computed from.
+
+    `tasks` are normalised, labelled task rows (`normalise_task`, `add_labels`); task-level
+    counts come from them (themselves computed from the exchanges, or from an ingested log).
+    What tasks.csv does not carry is summed from `exchanges` (`exchange_sums`), or given as `sums`.
+    """
+    if sums is None:
+        sums = exchange_sums(exchanges if exchanges is not None else [])
+    zero = [0.0] * len(EXCHANGE_SUMS)
+    out = []
+    for task in tasks:
+        feat = {c: task.get(c) for c in _FEATURE_COLUMNS}
+        found = sums.get(tuple(feat[k] for k in KEY), zero)
+        feat.update(zip(EXCHANGE_SUMS, found, strict=True))
+        if not feat["agent_latency_known"] > 0:
+            feat["agent_latency_s"] = math.nan
+        out.append(feat)
+    return out
+
+
+def task_features(tasks: Any, exchanges: Any) -> Any:
+    """`task_feature_rows` as a DataFrame, for DataFrames of tasks (`normalise_tasks`, `add_labels`)
+    and of exchanges (with a `run` column)."""
     import pandas as pd
 
-    columns = [*KEY, "suite", "variant", "label", "simulated", "status", "error", "tool_calls_by_name"]
-    columns.append("no_provider_reason")
-    columns += [c for c in NUMERIC_TASK_COLUMNS if c not in KEY]
-    feats = tasks[columns].copy()
-    extra = ["reasoning_exchanges", "agent_latency_s", "agent_latency_known", "judge_latency_s"]
-    extra.append("judge_retries")
-    ex = exchanges
-    if len(ex):
-        sent = ex["sent"].astype(bool) if "sent" in ex else pd.Series(True, index=ex.index)
-        agent = (ex["role"] == "agent") & sent
-        judge = (ex["role"] == "judge") & sent
-        latency = pd.to_numeric(ex.get("latency_ms"), errors="coerce") / 1000.0
-        attempt = pd.to_numeric(ex.get("attempt"), errors="coerce").fillna(1)
-        vis = pd.to_numeric(ex.get("visible_reasoning_chars"), errors="coerce").fillna(0)
-        frame = pd.DataFrame(
-            {
-                **{k: ex[k] for k in KEY},
-                "reasoning_exchanges": (agent & (vis > 0)).astype("int64"),
-                "agent_latency_s": latency.where(agent, 0.0).fillna(0.0),
-                "agent_latency_known": (agent & latency.notna()).astype("int64"),
-                "judge_latency_s": latency.where(judge, 0.0).fillna(0.0),
-                "judge_retries": (judge & (attempt > 1)).astype("int64"),
-            }
-        )
-        sums = frame.groupby(KEY, sort=False, observed=True).sum().reset_index()
-        for k in ("repeat", "session", "run"):
-            sums[k] = sums[k].astype("int64")
-        sums["task_id"] = sums["task_id"].astype(str)
-        sums["model"] = sums["model"].astype(str)
-        feats = feats.merge(sums, on=KEY, how="left")
-    for col in extra:
-        if col not in feats:
-            feats[col] = 0.0
-        feats[col] = feats[col].fillna(0.0).astype("float64")
-    feats["agent_latency_s"] = feats["agent_latency_s"].where(feats["agent_latency_known"] > 0, np.nan)
+    rows = task_feature_rows(records(tasks[_FEATURE_COLUMNS]), sums=exchange_sums(exchanges))
+    feats = pd.DataFrame(rows, columns=[*_FEATURE_COLUMNS, *EXCHANGE_SUMS])
+    for col in EXCHANGE_SUMS:
+        feats[col] = feats[col].astype("float64")
+    for col in ("run", "repeat", "session"):
+        feats[col] = feats[col].astype("int64")
     return feats
 
 
+def records(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a DataFrame (or a list of rows) as dicts."""
+    if isinstance(frame, list):
+        return frame
+    return frame.to_dict(orient="records")
+
+
+def has_no_provider(feat: Mapping[str, Any]) -> bool:
+    """A task run no provider was behind (ingested demonstrations, replays, scripted test models)."""
+    reason = feat.get("no_provider_reason")
+    return not missing(reason) and str(reason) != ""
+
+
+def is_counted(feat: Mapping[str, Any]) -> bool:
+    """A task run the figures count: not errored, and a provider behind it."""
+    return feat["status"] != ERROR_STATUS and not has_no_provider(feat)
+
+
 def no_provider(feats: Any) -> Any:
-    """Task runs no provider was behind (ingested demonstrations, replays, scripted test models)."""
-    reason = feats["no_provider_reason"]
-    return (reason.notna() & (reason.astype(str) != "")).to_numpy()
+    """Boolean mask of `has_no_provider` over a DataFrame of features."""
+    import numpy as np
+
+    return np.array([has_no_provider(f) for f in records(feats)], dtype=bool)
 
 
 def counted(feats: Any) -> Any:
-    """Boolean mask of the task runs that figures count: not errored, and a provider behind them."""
-    return (feats["status"] != ERROR_STATUS).to_numpy() & ~no_provider(feats)
+    """Boolean mask of `is_counted` over a DataFrame of features."""
+    import numpy as np
+
+    return np.array([is_counted(f) for f in records(feats)], dtype=bool)
 
 
 # ---------------------------------------------------------------- figures
 
+STAT_COLUMNS: tuple[str, ...] = (
+    "one",
+    "exchanges",
+    "retries",
+    "model_calls",
+    "tool_calls",
+    "judge_exchanges",
+    "reasoning_exchanges",
+    "user_turns",
+    "exchanges_ut",
+    "input_tokens",
+    "input_tokens_known",
+    "output_tokens",
+    "output_tokens_known",
+    "reasoning_tokens",
+    "reasoning_tokens_known",
+    "cost_usd",
+    "cost_usd_known",
+    "score",
+    "score_known",
+    "amp_input",
+    "amp_prompt",
+)
+"""The per-task-run values behind `FIGURES` (the columns of `stat_matrix`)."""
 
-def stat_matrix(feats: Any) -> tuple[Any, list[str]]:
-    """The per-task-run matrix behind `FIGURES`: unknown values are 0 with a 0 in their `_known` column."""
-    import numpy as np
 
-    cols: dict[str, Any] = {"one": np.ones(len(feats))}
+def _finite(value: Any) -> bool:
+    return not missing(value) and math.isfinite(value)
+
+
+def stat_row(feat: Mapping[str, Any]) -> tuple[float, ...]:
+    """The `STAT_COLUMNS` of one task run: unknown values are 0 with a 0 in their `_known` column."""
+    row: dict[str, float] = {"one": 1.0}
     for name in (
         "exchanges",
         "retries",
@@ -236,23 +390,31 @@ def stat_matrix(feats: Any) -> tuple[Any, list[str]]:
         "judge_exchanges",
         "reasoning_exchanges",
     ):
-        cols[name] = feats[name].fillna(0).to_numpy(dtype=float)
-    ut = feats["user_turns"].to_numpy(dtype=float)
-    ut_known = np.isfinite(ut) & (ut > 0)
-    cols["user_turns"] = np.where(ut_known, ut, 0.0)
-    cols["exchanges_ut"] = np.where(ut_known, cols["exchanges"], 0.0)
+        value = feat[name]
+        row[name] = 0.0 if missing(value) else float(value)
+    ut = feat["user_turns"]
+    ut_known = _finite(ut) and ut > 0
+    row["user_turns"] = float(ut) if ut_known else 0.0
+    row["exchanges_ut"] = row["exchanges"] if ut_known else 0.0
     for name in ("input_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "score"):
-        values = feats[name].to_numpy(dtype=float)
-        known = np.isfinite(values)
-        cols[name] = np.where(known, values, 0.0)
-        cols[name + "_known"] = known.astype(float)
-    inp = feats["input_tokens"].to_numpy(dtype=float)
-    prompt = feats["prompt_tokens"].to_numpy(dtype=float)
-    both = np.isfinite(inp) & np.isfinite(prompt)
-    cols["amp_input"] = np.where(both, inp, 0.0)
-    cols["amp_prompt"] = np.where(both, prompt, 0.0)
-    names = list(cols)
-    return np.column_stack([cols[n] for n in names]), names
+        value = feat[name]
+        known = _finite(value)
+        row[name] = float(value) if known else 0.0
+        row[name + "_known"] = 1.0 if known else 0.0
+    inp, prompt = feat["input_tokens"], feat["prompt_tokens"]
+    both = _finite(inp) and _finite(prompt)
+    row["amp_input"] = float(inp) if both else 0.0
+    row["amp_prompt"] = float(prompt) if both else 0.0
+    return tuple(row[n] for n in STAT_COLUMNS)
+
+
+def stat_matrix(feats: Any) -> tuple[Any, list[str]]:
+    """The per-task-run matrix behind `FIGURES`: one `stat_row` per task run."""
+    import numpy as np
+
+    rows = [stat_row(f) for f in records(feats)]
+    matrix = np.array(rows, dtype=float) if rows else np.zeros((0, len(STAT_COLUMNS)))
+    return matrix, list(STAT_COLUMNS)
 
 
 def ratio(num: Any, den: Any) -> Any:
@@ -261,6 +423,14 @@ def ratio(num: Any, den: Any) -> Any:
 
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def column_sums(rows: Iterable[tuple[float, ...]]) -> list[float]:
+    """Sums of `stat_row`s, column by column, added in row order."""
+    sums = [0.0] * len(STAT_COLUMNS)
+    for row in rows:
+        sums = [a + b for a, b in zip(sums, row, strict=True)]
+    return sums
 
 
 def figures_from_sums(sums: Any, names: list[str]) -> dict[str, float | None]:
@@ -274,9 +444,9 @@ def figures_from_sums(sums: Any, names: list[str]) -> dict[str, float | None]:
 
 
 def figures(feats: Any) -> dict[str, float | None]:
-    """Point values of every figure over the counted task runs of `feats`."""
-    matrix, names = stat_matrix(feats[counted(feats)])
-    return figures_from_sums(matrix.sum(axis=0), names)
+    """Point values of every figure over the counted task runs of `feats` (rows or a DataFrame)."""
+    rows = [stat_row(f) for f in records(feats) if is_counted(f)]
+    return figures_from_sums(column_sums(rows), list(STAT_COLUMNS))
 
 
 def distribution(values: Any) -> dict[str, float | int | None]:
@@ -300,29 +470,36 @@ def distribution(values: Any) -> dict[str, float | int | None]:
 
 def totals(feats: Any) -> dict[str, Any]:
     """Sums over the counted task runs; unknown-able columns are None when no task run knew them."""
-    good = feats[counted(feats)]
+    good = [f for f in records(feats) if is_counted(f)]
     out: dict[str, Any] = {}
     for name in TOTALS:
-        series = good[name]
+        known = [f[name] for f in good if not missing(f[name])]
         if name in _ALWAYS_KNOWN_TOTALS:
-            out[name] = int(series.fillna(0).sum())
+            out[name] = int(sum(known))
         elif name == "cost_usd":
-            out[name] = float(series.sum()) if series.notna().any() else None
+            out[name] = float(sum(known)) if known else None
         else:
-            out[name] = int(series.sum()) if series.notna().any() else None
+            out[name] = int(sum(known)) if known else None
     return out
 
 
 def errors(feats: Any) -> dict[str, Any]:
     """Errored task runs of `feats`: how many, and how many per error message (most frequent first)."""
-    bad = feats[(feats["status"] == ERROR_STATUS).to_numpy()]
-    messages = Counter(str(e) if isinstance(e, str) and e else "unknown error" for e in bad["error"])
+    rows = records(feats)
+    bad = [f for f in rows if f["status"] == ERROR_STATUS]
+    messages = Counter(
+        str(e) if isinstance(e, str) and e else "unknown error" for e in (f["error"] for f in bad)
+    )
+
+    def total(name: str) -> int:
+        return int(sum(f[name] for f in bad if not missing(f[name])))
+
     return {
         "errored": len(bad),
         "errors": dict(sorted(messages.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "errored_exchanges": int(bad["exchanges"].fillna(0).sum()),
-        "errored_unsent_attempts": int(bad["unsent_attempts"].fillna(0).sum()),
-        "no_provider": int((no_provider(feats) & (feats["status"] != ERROR_STATUS).to_numpy()).sum()),
+        "errored_exchanges": total("exchanges"),
+        "errored_unsent_attempts": total("unsent_attempts"),
+        "no_provider": sum(1 for f in rows if has_no_provider(f) and f["status"] != ERROR_STATUS),
     }
 
 

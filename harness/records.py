@@ -21,6 +21,7 @@ Definitions used by every count (the README repeats them):
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -155,6 +156,32 @@ TEXT_TASK_COLUMNS: frozenset[str] = frozenset(
     | {"tool_calls_by_name", "error"}
 )
 NUMERIC_TASK_COLUMNS: tuple[str, ...] = tuple(c for c in TASK_COLUMNS if c not in TEXT_TASK_COLUMNS)
+
+
+def missing(value: Any) -> bool:
+    """None or NaN: a cell nobody filled in."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: Any) -> float:
+    """A cell as a number, NaN when it is empty or not a number (as `pandas.to_numeric(errors="coerce")`)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text and "_" not in text:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        return math.nan
+    try:
+        return float(value)  # numpy scalars
+    except (TypeError, ValueError):
+        return math.nan
+
 
 Row = Mapping[str, Any]
 

@@ -22,10 +22,12 @@ def model_label(model: str, simulated: bool) -> str:
     return metrics.label(model, simulated)
 
 
-def tool_names(column: Any) -> dict[str, int]:
+def tool_names(cells: Any) -> dict[str, int]:
     """Tool calls by name summed over task runs (tasks.csv keeps them as JSON objects)."""
     counts: Counter[str] = Counter()
-    for cell in column.dropna():
+    for cell in cells:
+        if metrics.missing(cell):
+            continue
         if isinstance(cell, str):
             try:
                 cell = json.loads(cell)
@@ -36,34 +38,31 @@ def tool_names(column: Any) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def features(data: RunData) -> Any:
-    """The per-task-run features of one run (see `metrics.task_features`)."""
-    tasks = metrics.add_labels(metrics.normalise_tasks(data.tasks, 0, data.run_dir, data.manifest))
-    exchanges = data.exchanges.copy()
-    exchanges["run"] = 0
-    if len(exchanges):
-        exchanges["task_id"] = exchanges["task_id"].astype(str)
-        for col in ("repeat", "session"):
-            exchanges[col] = exchanges[col].fillna(0).astype("int64")
-    return metrics.task_features(tasks, exchanges)
+def features(data: RunData) -> list[dict[str, Any]]:
+    """The per-task-run features of one run (see `metrics.task_feature_rows`), without pandas."""
+    tasks = [metrics.normalise_task(r, 0, data.run_dir, data.manifest) for r in metrics.records(data.tasks)]
+    metrics.add_labels(tasks)
+    return metrics.task_feature_rows(tasks, sums=metrics.exchange_sums(data.exchanges, run=0))
 
 
 def summary_rows(data: RunData) -> list[dict[str, Any]]:
     """One dict per group (model and variant) with the headline figures, totals and errors."""
     if data.tasks is None or len(data.tasks) == 0:
         return []
-    feats = features(data)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for feat in features(data):
+        groups.setdefault(str(feat["label"]), []).append(feat)
     rows = []
-    for group_label, group in feats.groupby("label", sort=True):
-        good = group[metrics.counted(group)]
+    for group_label in sorted(groups):
+        group = groups[group_label]
         errs = metrics.errors(group)
         rows.append(
             {
-                "model": str(group_label),
-                "model_spec": str(group["model"].iloc[0]),
-                "variant": str(group["variant"].iloc[0]),
-                "simulated": bool(group["simulated"].any()),
-                "requests": len(good),
+                "model": group_label,
+                "model_spec": str(group[0]["model"]),
+                "variant": str(group[0]["variant"]),
+                "simulated": any(f["simulated"] for f in group),
+                "requests": sum(1 for f in group if metrics.is_counted(f)),
                 "errored": errs["errored"],
                 "errors": errs["errors"],
                 "errored_exchanges": errs["errored_exchanges"],
@@ -71,7 +70,9 @@ def summary_rows(data: RunData) -> list[dict[str, Any]]:
                 "no_provider": errs["no_provider"],
                 **metrics.totals(group),
                 **metrics.figures(group),
-                "tool_calls_by_name": tool_names(good["tool_calls_by_name"]),
+                "tool_calls_by_name": tool_names(
+                    f["tool_calls_by_name"] for f in group if metrics.is_counted(f)
+                ),
             }
         )
     return rows

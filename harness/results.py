@@ -30,6 +30,9 @@ from harness.records import (
     TOKEN_FIELDS,
     Exchange,
 )
+from harness.records import (
+    number as to_number,
+)
 from harness.redact import Scrubber
 
 MANIFEST = "manifest.json"
@@ -349,13 +352,13 @@ def task_run_counts(run_dir: Path) -> dict[str, Any]:
 
 @dataclass
 class RunData:
-    """A run as DataFrames: one loader, used by report, compare and notebooks."""
+    """A run as DataFrames (`load`: compare and notebooks) or as rows (`read_run`: a run's end, report)."""
 
     run_dir: Path
     manifest: dict[str, Any]
-    tasks: Any  # pandas.DataFrame
-    exchanges: Any  # pandas.DataFrame
-    tool_calls: Any  # pandas.DataFrame
+    tasks: Any  # pandas.DataFrame (`load`) or a list of dicts (`read_run`)
+    exchanges: Any  # pandas.DataFrame or a list of dicts
+    tool_calls: Any  # pandas.DataFrame or a list of dicts
     orphaned_exchanges: int
     """Exchanges of task attempts that never finished (a crash before --resume); real traffic, not in tasks."""
     warnings: list[str] = field(default_factory=list)
@@ -367,23 +370,65 @@ EXCHANGE_FIELDS: tuple[str, ...] = tuple(c for c in EXCHANGE_COLUMNS if c not in
 on disk, so memory follows the size of the tables, not of the bodies."""
 
 
+def _whole(value: Any) -> int:
+    """A repeat or session cell as a whole number (0 when empty)."""
+    value = to_number(value)
+    return 0 if value != value else int(value)
+
+
+def read_run(run_dir: str | Path) -> RunData:
+    """A run directory as rows, without pandas: `tasks` (tasks.csv, empty cells None), `exchanges`
+    (`EXCHANGE_FIELDS`; repeat and session whole numbers, `sent` a bool) and `tool_calls`.
+
+    Exchanges of task attempts that never finished (a crash before --resume) are left out and
+    counted in `orphaned_exchanges`. Damaged files raise a UserError naming the file and line; a
+    torn last line (a crash mid-write) is left out and said in `warnings`.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a directory; pass a run directory such as results/<run_id>")
+    manifest = read_manifest(run_dir)
+    warnings: list[str] = []
+    tasks = [
+        {k: (None if v == "" else v) for k, v in r.items()} for r in read_tasks(run_dir / TASKS, warnings)
+    ]
+    exchanges = [{k: r.get(k) for k in EXCHANGE_FIELDS} for r in read_jsonl(run_dir / EXCHANGES, warnings)]
+    if not exchanges and tasks and not (run_dir / EXCHANGES).exists():
+        claimed = int(sum(n for n in (to_number(t.get("exchanges")) for t in tasks) if n == n))
+        if claimed:
+            raise UserError(
+                f"{run_dir}/{EXCHANGES} is missing but tasks.csv claims {claimed} exchanges; "
+                "the run directory is incomplete"
+            )
+    for row in exchanges:
+        row["repeat"] = _whole(row["repeat"])
+        row["session"] = _whole(row["session"])
+        # Rows written before `sent` existed were all counted as exchanges.
+        row["sent"] = row["sent"] is not False
+    tool_calls = read_jsonl(run_dir / TOOL_CALLS, warnings)
+
+    orphaned = 0
+    if exchanges and tasks and "session" in tasks[0]:
+        done = {
+            (str(t["task_id"]), str(t["model"]), _whole(t["repeat"]), _whole(t["session"])) for t in tasks
+        }
+        kept = [r for r in exchanges if (str(r["task_id"]), r["model"], r["repeat"], r["session"]) in done]
+        orphaned = len(exchanges) - len(kept)
+        exchanges = kept
+    return RunData(run_dir, manifest, tasks, exchanges, tool_calls, orphaned, warnings)
+
+
 def load(run_dir: str | Path) -> RunData:
-    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`).
+    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`): `read_run`'s rows.
 
     Damaged files raise a UserError naming the file and line; a torn last line
     (a crash mid-write) is left out and said in `warnings`.
     """
     import pandas as pd
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} is not a directory; pass a run directory such as results/<run_id>")
-    manifest = read_manifest(run_dir)
-    warnings: list[str] = []
-    task_rows = read_tasks(run_dir / TASKS, warnings)
-    tasks = pd.DataFrame(task_rows) if task_rows else pd.DataFrame(columns=list(TASK_COLUMNS))
+    rows = read_run(run_dir)
+    tasks = pd.DataFrame(rows.tasks) if rows.tasks else pd.DataFrame(columns=list(TASK_COLUMNS))
     # Text cells as pandas would read them from CSV: empty is missing, numbers are numbers.
-    tasks = tasks.replace("", None)
     for col in tasks.columns:
         if col in TEXT_TASK_COLUMNS:
             continue
@@ -393,42 +438,13 @@ def load(run_dir: str | Path) -> RunData:
     for col in ("task_id", "model"):
         if col in tasks:
             tasks[col] = tasks[col].astype(str)
-
-    rows = [{k: r.get(k) for k in EXCHANGE_FIELDS} for r in read_jsonl(run_dir / EXCHANGES, warnings)]
-    claimed = int(pd.to_numeric(tasks.get("exchanges"), errors="coerce").fillna(0).sum()) if len(tasks) else 0
-    if not rows and claimed and not (run_dir / EXCHANGES).exists():
-        raise UserError(
-            f"{run_dir}/{EXCHANGES} is missing but tasks.csv claims {claimed} exchanges; "
-            "the run directory is incomplete"
-        )
-    exchanges = pd.DataFrame(rows, columns=list(EXCHANGE_FIELDS))
+    exchanges = pd.DataFrame(rows.exchanges, columns=list(EXCHANGE_FIELDS))
     for col in ("repeat", "session"):
-        exchanges[col] = pd.to_numeric(exchanges[col], errors="coerce").fillna(0).astype("int64")
+        exchanges[col] = exchanges[col].astype("int64")
     for col in (*TOKEN_FIELDS, "status"):
         exchanges[col] = pd.to_numeric(exchanges[col], errors="coerce").astype("Int64")
-    # Rows written before `sent` existed were all counted as exchanges.
-    exchanges["sent"] = exchanges["sent"].map(lambda v: v is not False).astype(bool)
-    tool_calls = pd.DataFrame(read_jsonl(run_dir / TOOL_CALLS, warnings))
-
-    orphaned = 0
-    if len(exchanges) and len(tasks) and "session" in tasks:
-        done = set(
-            zip(
-                tasks["task_id"].astype(str),
-                tasks["model"],
-                tasks["repeat"].fillna(0).astype(int),
-                tasks["session"].fillna(0).astype(int),
-                strict=True,
-            )
-        )
-        keys = zip(
-            exchanges["task_id"].astype(str),
-            exchanges["model"],
-            exchanges["repeat"],
-            exchanges["session"],
-            strict=True,
-        )
-        mask = [k in done for k in keys]
-        orphaned = len(mask) - sum(mask)
-        exchanges = exchanges[mask].reset_index(drop=True)
-    return RunData(run_dir, manifest, tasks, exchanges, tool_calls, orphaned, warnings)
+    exchanges["sent"] = exchanges["sent"].astype(bool)
+    tool_calls = pd.DataFrame(rows.tool_calls)
+    return RunData(
+        rows.run_dir, rows.manifest, tasks, exchanges, tool_calls, rows.orphaned_exchanges, rows.warnings
+    )

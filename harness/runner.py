@@ -29,7 +29,7 @@ from harness.errors import AmpbenchError, Interrupted, UserError
 from harness.loop import TaskOutcome, run_task
 from harness.records import Exchange, summarise
 from harness.redact import Scrubber
-from harness.results import RunData, RunWriter, completed_keys, git_sha, load, read_manifest, versions
+from harness.results import RunData, RunWriter, completed_keys, git_sha, read_manifest, read_run, versions
 from harness.tasks import Grade, Suite, Task
 
 TaskKey = tuple[str, str, int]
@@ -201,6 +201,38 @@ def _check_run_id(run_id: str) -> None:
     # The run id names a folder under results/: it must stay there.
     if not run_id or run_id in (".", "..") or any(c in run_id for c in "/\\\0") or run_id.startswith("."):
         raise UserError(f"--run-id {run_id!r} must be a plain folder name (no '/', no leading '.')")
+
+
+def _progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tasks · {task.fields[exchanges]} exchanges"),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+
+
+class _NoProgress:
+    """What `--no-progress` runs with instead of rich's bar (which it need not import)."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 class Runner:
@@ -390,7 +422,7 @@ class Runner:
 
         def summarize(directory: Path) -> str:
             # Loaded once, after the final manifest is written: summary.md and the CLI share it.
-            self.data = load(directory)
+            self.data = read_run(directory)
             return summary_markdown(self.data)
 
         writer.finish("complete", summarize=summarize)
@@ -405,8 +437,6 @@ class Runner:
         writer: RunWriter,
         run_id: str,
     ) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         config = self.config
         # SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled
         # from inside the event loop (never an exception raised at a random bytecode), task runs
@@ -420,15 +450,7 @@ class Runner:
 
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("tasks · {task.fields[exchanges]} exchanges"),
-            TimeElapsedColumn(),
-            disable=not self.show_progress,
-            transient=False,
-        )
+        progress = _progress_bar() if self.show_progress else _NoProgress()
         bar = progress.add_task(f"{config.suite}", total=len(jobs), exchanges=0)
         # rich redraws on its own clock; with no bar shown there is nothing to update per exchange.
         sink = RunSink(

@@ -170,3 +170,25 @@ def test_api_keys_never_reach_any_result_file(faulty_sim, tmp_path):
             data = path.read_bytes()
             assert FAKE_ANTHROPIC_KEY.encode() not in data, path
             assert FAKE_OPENAI_KEY.encode() not in data, path
+
+
+def test_a_run_writes_its_summary_and_report_without_pandas(tmp_path):
+    """summary.md and the closing report come from harness.metrics' pure-Python figures: a run
+    imports neither pandas nor numpy (nor rich's progress bar under --no-progress)."""
+    script = (
+        "import sys\n"
+        "from harness.cli import main\n"
+        "sys.argv = ['ampbench', 'run', '--suite', 'snitch', '--model', 'sim:terse', '--repeats', '1',"
+        f" '--no-progress', '--out', {str(tmp_path / 'run')!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    heavy = sorted(m for m in ('pandas', 'numpy', 'rich.progress') if m in sys.modules)\n"
+        "    print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stderr
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "| sim:terse (simulated) |" in summary
+    assert "exch/request" in result.stdout

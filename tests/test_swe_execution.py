@@ -19,13 +19,11 @@ import pytest
 from harness.errors import UserError
 from suites.swe import execution
 from suites.swe.execution import (
-    NO_DOCKER_MESSAGE,
     BackendClosed,
     DockerBackend,
     LocalBackend,
     _docker_hits,
     available_guards,
-    docker_engine_available,
     docker_image_name,
     docker_limit_flags,
     is_secret_name,
@@ -334,13 +332,18 @@ def test_docker_image_name() -> None:
     assert docker_image_name("Foo__Bar-1", namespace="me") == "me/sweb.eval.x86_64.foo_1776_bar-1:latest"
 
 
-def test_missing_docker_engine_is_one_clear_line() -> None:
+def test_missing_container_engine_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
-        DockerBackend("swebench/sweb.eval.x86_64.x:latest", docker="no-such-docker-binary")
-    assert str(info.value) == NO_DOCKER_MESSAGE
-    if not docker_engine_available():  # this machine: the docker CLI exists, no engine runs
-        with pytest.raises(UserError, match="no Docker engine is reachable"):
-            DockerWorkspace.create(LRUKIT)
+        DockerBackend("swebench/sweb.eval.x86_64.x:latest", engine="no-such-docker-binary")
+    assert str(info.value) == (
+        "container engine 'no-such-docker-binary': no-such-docker-binary is not installed"
+    )
+    # A CLI that is there but reaches no engine (the docker CLI without its daemon).
+    broken = tmp_path / "docker"
+    broken.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(UserError, match="does not run here: Cannot connect to the Docker daemon"):
+        DockerWorkspace.create(LRUKIT, "swebench/x:latest", engine=str(broken))
 
 
 # A stand-in for the docker CLI: `exec` runs the command here, in the -w directory.
@@ -373,7 +376,7 @@ def test_docker_commands_wait_for_background_output(tmp_path: Path, monkeypatch:
     (bin_dir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     marker = f"100.3{os.getpid() % 997}"
-    with DockerBackend("swebench/fake:latest", workdir=str(tmp_path)) as backend:
+    with DockerBackend("swebench/fake:latest", workdir=str(tmp_path), engine="docker") as backend:
         result = backend.run("(sleep 1.5; echo late) & echo early", timeout_s=30)
         assert result["output"] == "early\nlate\n" and result["returncode"] == 0
         assert result["guard"] == "docker"
@@ -395,7 +398,9 @@ def test_docker_containers_get_the_limits(tmp_path: Path, monkeypatch: pytest.Mo
     (bin_dir / "docker").write_text(fake)
     (bin_dir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    with DockerBackend("swebench/fake:latest", workdir=str(tmp_path), network=False) as backend:
+    with DockerBackend(
+        "swebench/fake:latest", workdir=str(tmp_path), network=False, engine="docker"
+    ) as backend:
         # Normal commands print exactly what they printed before (no counters, no notes).
         result = backend.run("echo out; echo err >&2", timeout_s=30)
         assert result["output"] == "out\nerr\n" and result["limits_hit"] == []

@@ -38,6 +38,7 @@ _MOUNTS = (
     ("analysis", "project_command", "command", "project", None),
     ("proxy", "proxy_command", "command", "proxy", None),
     ("proxy", "wrap_command", "command", "wrap", None),
+    ("grade", "grade_command", "command", "grade", None),
 )
 
 

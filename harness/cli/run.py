@@ -52,7 +52,27 @@ def run(
     tasks: Annotated[int | None, typer.Option("--tasks", help="swe: only the first N instances.")] = None,
     shard: Annotated[str | None, typer.Option(help="swe: run shard i/n of the instances.")] = None,
     scaffold: Annotated[str | None, typer.Option(help="swe: agent scaffold, tools or bash-only.")] = None,
-    backend: Annotated[str | None, typer.Option(help="swe: where commands run, local or docker.")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="swe: where commands run: local, or docker (Docker or Podman).")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="swe --backend docker: auto, docker, podman, or a command line (default $AMPBENCH_CONTAINER_ENGINE, else auto)."
+        ),
+    ] = None,
+    images: Annotated[
+        str | None,
+        typer.Option(
+            help="swe --backend docker: instance images: auto (official, else build), official, build."
+        ),
+    ] = None,
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="swe --backend docker: base image to build on, with {python}, e.g. python:{python}-slim."
+        ),
+    ] = None,
     repo_mirror: Annotated[
         Path | None, typer.Option(help="swe: directory of local git mirrors of the repos.")
     ] = None,
@@ -110,6 +130,9 @@ def run(
             "shard": shard,
             "scaffold": scaffold,
             "backend": backend,
+            "engine": engine,
+            "images": images,
+            "base_image": base_image,
             "repo_mirror": repo_mirror,
             "step_limit": step_limit,
             "cost_limit": cost_limit,
@@ -173,9 +196,9 @@ def _default_repeats(suite: str) -> int:
 
 def _print_report(run_dir: Path, fmt: str = "table", data: Any = None) -> None:
     from harness import report
-    from harness.results import load
+    from harness.results import read_run
 
-    data = data if data is not None else load(run_dir)
+    data = data if data is not None else read_run(run_dir)
     rows = report.summary_rows(data)
     if fmt == "json":
         print(

@@ -81,13 +81,18 @@ def retry_after_seconds(headers: Any) -> float | None:
     return None
 
 
+def _sdk_errors(sdks: list[Any], *names: str) -> list[type[BaseException]]:
+    return [error for sdk in sdks for name in names if (error := getattr(sdk, name, None)) is not None]
+
+
 def map_sdk_error(exc: BaseException) -> ProviderError | None:
     """Turn an anthropic/openai SDK exception into a ProviderError (None if it is not one)."""
     # Only the SDKs already loaded can have raised it: importing the other one here, inside the
     # event loop at the first error, stalled every exchange in flight for a second or more.
+    # One that another thread is still importing lacks them (and cannot have raised it either).
     sdks = [sys.modules[name] for name in ("anthropic", "openai") if name in sys.modules]
-    status_errors = tuple(sdk.APIStatusError for sdk in sdks)
-    transport_errors = tuple(error for sdk in sdks for error in (sdk.APITimeoutError, sdk.APIConnectionError))
+    status_errors = tuple(_sdk_errors(sdks, "APIStatusError"))
+    transport_errors = tuple(_sdk_errors(sdks, "APITimeoutError", "APIConnectionError"))
     if isinstance(exc, status_errors):
         status = exc.status_code
         return ProviderError(

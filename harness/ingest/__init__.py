@@ -311,9 +311,9 @@ def _summary(run_dir: Path, result: IngestResult) -> str:
     """summary.md: the report module's table when it can render this run, else a short count."""
     try:
         from harness.report import summary_markdown
-        from harness.results import load
+        from harness.results import read_run
 
-        text = summary_markdown(load(run_dir))
+        text = summary_markdown(read_run(run_dir))
     except Exception:  # the report is a convenience here; the result files are what count
         text = f"# Run {result.run_id}\n"
     lines = [text.rstrip(), "", "## Ingest", ""]

@@ -81,7 +81,7 @@ from harness.proxy.sessions import (
 from harness.proxy.upstream import Refused, Route, Upstream, display, is_anthropic, origin_form, resolve
 from harness.records import is_sent
 from harness.redact import Scrubber
-from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, load, versions
+from harness.results import EXCHANGES, TOOL_CALLS, RunWriter, git_sha, read_run, versions
 from harness.wire import parse_exchange
 
 CASSETTE_MODES = ("off", "record", "replay")
@@ -349,7 +349,7 @@ class CountingProxy:
         )
         from harness.report import summary_markdown
 
-        writer.finish("complete", summarize=lambda d: summary_markdown(load(d)))
+        writer.finish("complete", summarize=lambda d: summary_markdown(read_run(d)))
 
     # --- connections ---------------------------------------------------------------------------
 

@@ -70,8 +70,10 @@ signal, ``--die-with-parent``), without one by the server, which sees its
 control socket close and kills them; what is left is found by the owner
 recorded in the cgroup's name (`suites.swe.limits.remove_stale_cgroups`).
 
-The Docker backend runs commands with ``docker exec`` in a container of the
-official SWE-bench image of an instance; the container is the sandbox. The
+The container backend (``--backend docker``; Docker or Podman, see
+`suites.swe.containers`) runs commands with ``exec`` in a container of the
+instance's image (the official SWE-bench image, or one ampbench builds: see
+`suites.swe.images`); the container is the sandbox. The
 same limits apply to the container (``--pids-limit``, ``--memory``,
 ``--memory-swap``, ``--ulimit fsize``; ``--storage-opt size`` for a disk quota
 where the storage driver allows it), ``network=False`` is ``--network none``,
@@ -99,6 +101,7 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, TypedDict
 
 from harness.errors import AmpbenchError, UserError
+from suites.swe.containers import Engine, cli_env, label_filter, resolve_engine, rlimit_flags
 from suites.swe.limits import (
     DEFAULT_LIMITS,
     CommandCgroup,
@@ -116,7 +119,6 @@ DEFAULT_MAX_OUTPUT_BYTES = 100_000
 GUARDS = ("bwrap", "unshare", "none")
 GuardChoice = Literal["auto", "bwrap", "unshare", "none"]
 
-NO_DOCKER_MESSAGE = "docker backend: no Docker engine is reachable (docker info failed); use --backend local"
 
 # Paths under the harness user's home that commonly hold credentials. Under a
 # guard they are hidden (an empty tmpfs over a directory, /dev/null over a file).
@@ -1230,30 +1232,13 @@ def docker_image_name(
     return f"{namespace}/sweb.eval.{arch}.{instance_id.replace('__', '_1776_')}:{tag}".lower()
 
 
-def _docker_cli_env() -> dict[str, str]:
-    # The docker CLI (not the agent) needs its own settings: socket, context, config.
-    keep = ("PATH", "HOME", "XDG_RUNTIME_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("DOCKER_")}
-    env.setdefault("PATH", _SYSTEM_PATH)
-    return env
-
-
-def docker_engine_available(docker: str = "docker", timeout_s: float = 20.0) -> bool:
-    """True when `docker info` reaches an engine."""
-    exe = shutil.which(docker)
-    if exe is None:
-        return False
+def docker_engine_available(engine: str | None = None) -> bool:
+    """True when the container engine of `engine` (see `suites.swe.containers`) runs here."""
     try:
-        proc = subprocess.run(
-            [exe, "info", "--format", "{{.ServerVersion}}"],
-            env=_docker_cli_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout_s,
-        )
-    except (OSError, subprocess.SubprocessError):
+        resolve_engine(engine)
+    except UserError:
         return False
-    return proc.returncode == 0 and bool(proc.stdout.strip())
+    return True
 
 
 # Run inside the container under `timeout -s KILL`: the command's output goes through
@@ -1312,6 +1297,7 @@ def docker_limit_flags(limits: ResourceLimits, *, network: bool = True) -> list[
         flags.append(f"--ulimit=fsize={limits.file_size_bytes}:{limits.file_size_bytes}")
     if limits.disk_bytes is not None:
         flags.append(f"--storage-opt=size={limits.disk_bytes}")
+    flags += rlimit_flags(limits.processes)
     if not network:
         flags.append("--network=none")
     return flags
@@ -1325,25 +1311,15 @@ def _host() -> str:
     return os.uname().nodename
 
 
-def remove_stale_containers(docker: str = "docker") -> list[str]:
+def remove_stale_containers(engine: Engine | str | None = None) -> list[str]:
     """Remove the containers of ampbench processes on this host that are gone (SIGKILL)."""
-    exe = shutil.which(docker)
-    if exe is None or not docker_engine_available(docker):
+    try:
+        engine = engine if isinstance(engine, Engine) else resolve_engine(engine)
+    except UserError:
         return []
-    listed = subprocess.run(
-        [
-            exe,
-            "ps",
-            "-a",
-            "--filter",
-            f"label={OWNER_LABEL}",
-            "--format",
-            f'{{{{.ID}}}} {{{{.Label "{OWNER_LABEL}"}}}}',
-        ],
-        env=_docker_cli_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=60,
+    listed = engine.call(
+        ["ps", "-a", *label_filter(OWNER_LABEL), "--format", f'{{{{.ID}}}} {{{{.Label "{OWNER_LABEL}"}}}}'],
+        timeout_s=60,
     )
     stale = []
     for line in listed.stdout.decode(errors="replace").splitlines():
@@ -1352,25 +1328,21 @@ def remove_stale_containers(docker: str = "docker") -> list[str]:
         if cid and host == _host() and tag and not owner_alive(tag):
             stale.append(cid)
     if stale:
-        subprocess.run(
-            [exe, "rm", "-f", *stale],
-            env=_docker_cli_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=300,
-        )
+        engine.call(["rm", "-f", *stale], timeout_s=300)
     return stale
 
 
 class DockerBackend:
-    """Runs commands with ``docker exec`` in one container of a SWE-bench image.
+    """Runs commands with ``exec`` in one container (Docker or Podman, `suites.swe.containers`).
 
-    The container is started on construction (``sleep infinity``) and removed by
-    `close()`. The repository is at `workdir` (``/testbed`` in SWE-bench images)
-    and the image's conda environment ``testbed`` is activated for every command.
-    A command is wrapped in ``timeout -s KILL`` inside the container, which kills
+    The container is started on construction (``sleep infinity``) from an image
+    that must exist already (`suites.swe.images` pulls or builds it) and removed by
+    `close()`. The repository is at `workdir` (``/testbed`` in SWE-bench images);
+    the official images' conda environment ``testbed`` is activated for every
+    command, images built by ampbench have their virtualenv first on PATH. A
+    command is wrapped in ``timeout -s KILL`` inside the container, which kills
     its whole process group; its output is read to EOF inside the container, so
-    background jobs that print are waited for (see `run`); the docker CLI is
+    background jobs that print are waited for (see `run`); the engine CLI is
     also killed from outside if it outlives the timeout by 10 s.
     """
 
@@ -1381,18 +1353,16 @@ class DockerBackend:
         image: str,
         *,
         workdir: str = "/testbed",
-        docker: str = "docker",
+        engine: Engine | str | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         env: Mapping[str, str] | None = None,
         activate: str = "source /opt/miniconda3/bin/activate testbed >/dev/null 2>&1 || true",
-        pull_timeout_s: float = 1800.0,
         limits: ResourceLimits = DEFAULT_LIMITS,
         network: bool = True,
+        run_flags: Sequence[str] = (),
     ) -> None:
-        if not docker_engine_available(docker):
-            raise UserError(NO_DOCKER_MESSAGE)
-        self.docker = shutil.which(docker) or docker
+        self.engine = engine if isinstance(engine, Engine) else resolve_engine(engine)
         self.image = image
         self.workdir = workdir
         self.timeout_s = timeout_s
@@ -1414,9 +1384,10 @@ class DockerBackend:
             if is_secret_name(name):
                 raise ValueError(f"refusing to pass {name!r} into the container: it looks like a credential")
             self.env[name] = value
-        self._ensure_image(pull_timeout_s)
+        if not self.engine.image_exists(image):
+            raise UserError(f"{self.engine.name} backend: no image {image} here (build or pull it first)")
         self.container = f"ampbench-{uuid.uuid4().hex[:12]}"
-        started = self._docker(
+        started = self.engine.call(
             [
                 "run",
                 "-d",
@@ -1425,6 +1396,7 @@ class DockerBackend:
                 self.container,
                 f"--label={OWNER_LABEL}={_host()}/{owner_tag()}",
                 *docker_limit_flags(limits, network=network),
+                *run_flags,
                 "-w",
                 workdir,
                 image,
@@ -1439,40 +1411,13 @@ class DockerBackend:
                 reason += (
                     " (the disk limit needs a storage driver with quotas; set environment.limits.disk: null)"
                 )
-            raise UserError(f"docker backend: cannot start {image}: {reason}")
-
-    @classmethod
-    def for_instance(
-        cls, instance_id: str, *, namespace: str = "swebench", **kwargs: object
-    ) -> DockerBackend:
-        return cls(docker_image_name(instance_id, namespace=namespace), **kwargs)  # type: ignore[arg-type]
-
-    def _docker(self, args: Sequence[str], *, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
-        try:
-            return subprocess.run(
-                [self.docker, *args],
-                env=_docker_cli_env(),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout_s,
-            )
-        except subprocess.TimeoutExpired as exc:
-            return subprocess.CompletedProcess(exc.cmd, 124, b"", b"docker command timed out")
-
-    def _ensure_image(self, pull_timeout_s: float) -> None:
-        if self._docker(["image", "inspect", self.image], timeout_s=60).returncode == 0:
-            return
-        pulled = self._docker(["pull", self.image], timeout_s=pull_timeout_s)
-        if pulled.returncode != 0:
-            reason = pulled.stderr.decode(errors="replace").strip().splitlines()
-            raise UserError(
-                f"docker backend: cannot pull {self.image}: {reason[-1] if reason else 'unknown error'}"
-            )
+            self.container = None
+            raise UserError(f"{self.engine.name} backend: cannot start {image}: {reason}")
 
     def _exec_prefix(
         self, cwd: str | None, extra_env: Mapping[str, str] | None, interactive: bool
     ) -> list[str]:
-        cmd = [self.docker, "exec"]
+        cmd = self.engine.command("exec")
         if interactive:
             cmd.append("-i")
         cmd += ["-w", cwd or self.workdir]
@@ -1510,7 +1455,7 @@ class DockerBackend:
         cap = _capture(
             argv,
             cwd=os.getcwd(),
-            env=_docker_cli_env(),
+            env=cli_env(),
             timeout_s=timeout + 10,
             max_output_bytes=cap_bytes,
             kill_after_bytes=_default_kill_after(cap_bytes),
@@ -1558,7 +1503,7 @@ class DockerBackend:
         cap = _capture(
             full,
             cwd=os.getcwd(),
-            env=_docker_cli_env(),
+            env=cli_env(),
             timeout_s=timeout,
             max_output_bytes=cap_bytes,
             kill_after_bytes=_default_kill_after(cap_bytes),
@@ -1579,7 +1524,7 @@ class DockerBackend:
         """Remove the container (idempotent)."""
         container, self.container = getattr(self, "container", None), None
         if container:
-            self._docker(["rm", "-f", container], timeout_s=120)
+            self.engine.call(["rm", "-f", container], timeout_s=120)
 
     def __enter__(self) -> DockerBackend:
         return self

@@ -64,6 +64,7 @@ harness: export ``preds.jsonl`` with `write_predictions` and run
 from __future__ import annotations
 
 import configparser
+import contextlib
 import functools
 import hashlib
 import json
@@ -75,7 +76,7 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -83,6 +84,7 @@ from typing import Any
 
 from harness.errors import AmpbenchError, UserError
 from suites.swe.instances import Instance
+from suites.swe.official import SpecError, official_tests
 from suites.swe.workspace import PatchError, TaskWorkspace, Workspace, WorkspaceError, patch_paths
 
 PASSING = frozenset({"PASSED", "XFAIL"})
@@ -109,6 +111,52 @@ GRADE_STATUSES = (
 )
 # Options of Workspace.create that change how tests run (not merely where the checkout comes from).
 _ENV_OPTIONS = ("guard", "extra_env", "timeout_s", "max_output_bytes", "limits", "command_network")
+
+
+class CancellableWorkspaces:
+    """A workspace factory whose live workspaces `cancel` kills and removes at once."""
+
+    def __init__(self, factory: WorkspaceFactory) -> None:
+        self.factory = factory
+        # The same test environment as the wrapped factory (grading.base_check's cache key).
+        self.env_key = getattr(factory, "env_key", factory)
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()
+        self._cancelled = False
+
+    def __call__(self, instance: Instance) -> AbstractContextManager[TaskWorkspace]:
+        return self._open(instance)
+
+    @contextlib.contextmanager
+    def _open(self, instance: Instance) -> Iterator[TaskWorkspace]:
+        if self._cancelled:
+            raise WorkspaceError("grading was cancelled")
+        manager = self.factory(instance)
+        with manager as workspace:
+            with self._lock:
+                self._live.add(workspace)
+                cancelled = self._cancelled
+            try:
+                if cancelled:
+                    raise WorkspaceError("grading was cancelled")
+                yield workspace
+            finally:
+                with self._lock:
+                    self._live.discard(workspace)
+
+    def cancel(self) -> None:
+        """Kill the test runs in flight and remove their workspaces; refuse new ones."""
+        with self._lock:
+            self._cancelled = True
+            live = list(self._live)
+        for workspace in live:
+            abort = getattr(workspace, "abort", None)
+            if abort is not None:
+                with contextlib.suppress(Exception):
+                    abort()
+        for workspace in live:
+            with contextlib.suppress(Exception):
+                workspace.close()
 
 
 def local_workspaces(**options: Any) -> WorkspaceFactory:
@@ -198,15 +246,27 @@ def run_tests(
     *,
     timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
     python: str | None = None,
+    instance: Instance | None = None,
 ) -> TestRun:
-    """Run the test files of `test_ids` in `workspace` and report each id's status."""
+    """Run the tests of `test_ids` in `workspace` and report each id's status.
+
+    A real SWE-bench instance runs the official harness's test command and is read by
+    its log parser (`suites.swe.official`); the bundled mini suite runs pytest on the
+    test files of `test_ids` and is read by `parse_pytest_summary`.
+    """
     if not test_ids:
         return TestRun({}, "", 0, False, 0.0)
-    python = python or default_python(workspace)
-    result = workspace.run(
-        pytest_command(test_ids, python=python), timeout_s=timeout_s, max_output_bytes=GRADE_OUTPUT_BYTES
-    )
-    found = parse_pytest_summary(result["output"], test_ids)
+    official = official_tests(instance) if instance is not None else None
+    if official is not None:
+        command, parse = official
+        result = workspace.run(command, timeout_s=timeout_s, max_output_bytes=GRADE_OUTPUT_BYTES)
+        found = parse(result["output"])
+    else:
+        python = python or default_python(workspace)
+        result = workspace.run(
+            pytest_command(test_ids, python=python), timeout_s=timeout_s, max_output_bytes=GRADE_OUTPUT_BYTES
+        )
+        found = parse_pytest_summary(result["output"], test_ids)
     statuses = {tid: found.get(tid, "MISSING") for tid in test_ids}
     return TestRun(
         statuses,
@@ -536,7 +596,7 @@ def _run_base_check(
         except PatchError as exc:
             return BaseCheck(instance.instance_id, {}, f"test patch does not apply at base_commit: {exc}")
         python = python or default_python(ws)
-        run = run_tests(ws, tests, timeout_s=timeout_s, python=python)
+        run = run_tests(ws, tests, timeout_s=timeout_s, python=python, instance=instance)
     output = _tail(run.output)
     problem = runner_problem(run, python)
     if problem is None and run.timed_out:
@@ -595,10 +655,12 @@ def grade(
                 result.status, result.reason = "test_patch_failed", f"test patch does not apply: {exc}"
                 return done()
             python = python or default_python(ws)
-            run = run_tests(ws, instance.test_ids, timeout_s=timeout_s, python=python)
+            run = run_tests(ws, instance.test_ids, timeout_s=timeout_s, python=python, instance=instance)
     except (AmpbenchError, OSError) as exc:
+        # No environment for the instance (no spec, an image that cannot be built) is the
+        # environment's failure, not the patch's.
         result.status, result.reason = (
-            "error",
+            ENV_ERROR if isinstance(exc, SpecError) else "error",
             f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc),
         )
         return done()
@@ -629,7 +691,7 @@ def grade(
             try:
                 base = base_check(instance, factory, python=python, timeout_s=timeout_s)
             except (AmpbenchError, OSError) as exc:
-                result.status = "error"
+                result.status = ENV_ERROR if isinstance(exc, SpecError) else "error"
                 result.reason = "base_commit check: " + (
                     f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
                 )
@@ -690,7 +752,10 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"predictions file {os.fspath(path)!r} not found")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows: list[Any]
     if p.suffix == ".json":
         try:
@@ -698,6 +763,8 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise UserError(f"{p}:{exc.lineno}: invalid JSON ({exc.msg})") from None
         rows = list(data.values()) if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise UserError(f"{p}: expected a JSON list of predictions, or an object keyed by instance_id")
     else:
         rows = []
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -717,6 +784,7 @@ __all__ = [
     "GRADE_STATUSES",
     "PASSING",
     "BaseCheck",
+    "CancellableWorkspaces",
     "GradeResult",
     "TestRun",
     "WorkspaceError",

@@ -6,7 +6,10 @@ profile registry, which imports this module on first lookup
 and the harness never imports a suite at import time.
 
 Each profile recognises the instance by finding its problem statement in the
-first user message (against `suites.swe.instances.bundled_instances`), builds
+first user message (against `suites.swe.instances.bundled_instances`, and the
+real instances a swe suite in this process was given: `know_instances`; a
+simulator serving from a process of its own reads them from the files named by
+``AMPBENCH_SIM_SWE_INSTANCES``), builds
 a fixed plan of actions from it, and answers with step *k* of the plan, where
 *k* is the number of assistant messages already in the conversation. So the
 same conversation always gets the same answer, and the number of model calls
@@ -28,24 +31,33 @@ with `echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT`.
   `obvious.patch` where there is one, else a comment), tries an edit that does
   not match, runs the tests, gives up and submits. Resolves nothing.
 
-An instance the profile does not know gets a short exploration and a submit.
+On a real instance (not bundled) the oracle and the explorer apply the whole
+gold patch with ``git apply`` through bash, and the flailer's edits are a
+comment and a failing replacement: the pipeline agent → patch → grade can be
+checked offline on real SWE-bench instances. An instance the profile does not
+know gets a short exploration and a submit.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shlex
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from harness.sim.view import Reply, ReplyCall, View
-from suites.swe.instances import bundled_instances, bundled_project_dir
+from suites.swe.instances import Instance, bundled_instances, bundled_project_dir, read_instances
 
 __all__ = ["SUBMIT_SENTINEL", "SweExplorer", "SweFlailer", "SweOracle", "parse_patch", "plan_length"]
 
 SUBMIT_SENTINEL = "COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
+INSTANCES_ENV = "AMPBENCH_SIM_SWE_INSTANCES"
+"""Instance files (os.pathsep-separated) whose gold patches a simulator in its own process knows."""
 _SWE_TOOLS = frozenset({"bash", "str_replace_editor", "submit"})
 TEST_COMMAND = "python -m pytest -q"
 
@@ -214,11 +226,35 @@ class Known:
         return file.read_text(encoding="utf-8") if file.is_file() else None
 
 
+# Instances that are not bundled (a real SWE-bench file), by problem statement: the suite
+# tells the simulator, which plays a model that knows every gold patch and runs in this process.
+_KNOWN: dict[str, Known] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def know_instances(instances: Iterable[Instance]) -> None:
+    """Let the simulated agents recognise `instances` (those with a gold patch) by their problem statement."""
+    with _KNOWN_LOCK:
+        for inst in instances:
+            if inst.patch and inst.problem_statement.strip():
+                _KNOWN[inst.problem_statement.strip()] = Known(inst.instance_id, inst.patch, None)
+
+
+@functools.cache
+def _from_environment() -> None:
+    # A simulator in a process of its own (`ampbench sim serve`) learns the instances from files.
+    for path in filter(None, os.environ.get(INSTANCES_ENV, "").split(os.pathsep)):
+        know_instances(read_instances(path).instances)
+
+
 def find_instance(first_user_text: str) -> Known | None:
+    _from_environment()
     for statement, instance_id, gold, project in _bundled():
         if statement and statement in first_user_text:
             return Known(instance_id, gold, project)
-    return None
+    with _KNOWN_LOCK:
+        known = list(_KNOWN.items())
+    return next((k for statement, k in known if statement in first_user_text), None)
 
 
 def _observations(view: View) -> list[str]:
@@ -264,6 +300,10 @@ def _gold_changes(known: Known) -> list[FileChange]:
 
 
 def _edit_actions(known: Known, changes: list[FileChange]) -> list[Action]:
+    if known.project is None:
+        # A real instance: its files are not at hand to plan unique edits, so the gold patch goes
+        # in whole through bash (`git apply`), as a bash-only agent would.
+        return [Action("patch", "I know the fix; I'll apply it as a patch.", patch=known.gold)]
     return [step for change in changes for step in editor_steps(change, known.original(change.path))]
 
 

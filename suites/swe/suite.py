@@ -14,9 +14,7 @@ the suite is made: a bad one is a one-line UserError before any task runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-import threading
 from collections.abc import Mapping
 from functools import partial
 from importlib import resources
@@ -30,15 +28,10 @@ from harness.conversation import GenerateOptions, Message
 from harness.errors import AmpbenchError, UserError
 from harness.tasks import Grade, Judge, Limits, Task, ToolEnvironment
 from suites.swe import grading
+from suites.swe.containers import engine_setting, resolve_engine
 from suites.swe.environment import TOOLS, EnvSettings, SweEnvironment, WorkspaceUnavailable
-from suites.swe.execution import (
-    GUARDS,
-    NO_DOCKER_MESSAGE,
-    check_guard,
-    docker_engine_available,
-    limit_enforcement,
-    remove_stale_containers,
-)
+from suites.swe.execution import GUARDS, check_guard, limit_enforcement, remove_stale_containers
+from suites.swe.images import ImageSettings, container_workspaces, ensure_image
 from suites.swe.instances import Instance, bundled_instances, load_instances
 from suites.swe.limits import ResourceLimits, limits_from_config, remove_stale_cgroups
 from suites.swe.scaffolds import SCAFFOLDS, BashOnlyScaffold, ToolsScaffold
@@ -46,7 +39,6 @@ from suites.swe.workspace import (
     DockerWorkspace,
     TaskWorkspace,
     Workspace,
-    WorkspaceError,
     remove_stale_workspaces,
 )
 
@@ -123,48 +115,6 @@ def _note_once(line: str) -> None:
         print(f"note: swe: {line}", file=sys.stderr)
 
 
-class _TrackedWorkspaces:
-    """A grading workspace factory whose workspaces a cancelled grade can close at once."""
-
-    def __init__(self, factory: grading.WorkspaceFactory) -> None:
-        self.factory = factory
-        # The same test environment as the wrapped factory (grading.base_check's cache key).
-        self.env_key = getattr(factory, "env_key", factory)
-        self._lock = threading.Lock()
-        self._live: list[Any] = []
-        self._cancelled = False
-
-    def __call__(self, instance: Instance) -> Any:
-        with self._lock:
-            if self._cancelled:
-                raise WorkspaceError("grading was cancelled")
-        workspace = self.factory(instance)
-        with self._lock:
-            self._live.append(workspace)
-            cancelled = self._cancelled
-        if cancelled:
-            self._close(workspace)
-            raise WorkspaceError("grading was cancelled")
-        return workspace
-
-    @staticmethod
-    def _close(workspace: Any) -> None:
-        with contextlib.suppress(Exception):
-            workspace.close()
-
-    def cancel(self) -> None:
-        """Kill the test runs in flight and remove their workspaces; refuse new ones."""
-        with self._lock:
-            self._cancelled = True
-            live = list(self._live)
-        for workspace in live:
-            abort = getattr(workspace, "abort", None)
-            if abort is not None:
-                abort()
-        for workspace in live:
-            self._close(workspace)
-
-
 class SweSuite:
     """Suite adapter for `--suite swe`."""
 
@@ -191,11 +141,16 @@ class SweSuite:
         workspace_dir: str | Path | None = None,
         command_network: bool | None = None,
         limits: ResourceLimits | Mapping[str, Any] | None = None,
+        engine: str | None = None,
+        images: str | None = None,
+        base_image: str | None = None,
     ) -> None:
         """
         instances: a SWE-bench export (JSONL, JSON or Parquet); None is the bundled mini suite.
         limit / shard: keep the first N instances / shard 'i/n' of them.
-        scaffold: 'tools' or 'bash-only'. backend: 'local' or 'docker'.
+        scaffold: 'tools' or 'bash-only'. backend: 'local' or 'docker' (a container engine:
+            Docker or Podman, `engine` as in `suites.swe.containers`; `images` and `base_image`
+            as in `suites.swe.images`; config.yaml's `containers` section gives the defaults).
         repo_mirror: a directory of git clones (owner__name) for repositories that are not bundled.
         step_limit, cost_limit, wall_time_s: override config.yaml's agent limits.
         command_timeout_s, max_output_bytes, guard: override config.yaml's environment settings.
@@ -210,8 +165,6 @@ class SweSuite:
             raise UserError(f"unknown scaffold {scaffold!r} (available: {', '.join(SCAFFOLDS)})")
         if backend not in BACKENDS:
             raise UserError(f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
-        if backend == "docker" and not docker_engine_available():
-            raise UserError(NO_DOCKER_MESSAGE)
         self.scaffold_name = scaffold
         self.variant = {"scaffold": scaffold}
         self.backend = backend
@@ -268,6 +221,19 @@ class SweSuite:
             self.limits = limits
         else:
             self.limits = limits_from_config(limits if limits is not None else env_config.get("limits"))
+        containers = _section(config, "containers")
+        self.grading_network = _flag(containers.get("grading_network", False), "containers.grading_network")
+        self.images: ImageSettings | None = None
+        if backend == "docker":
+            # No engine, an unknown image source: one line now, not one per task run.
+            self.images = ImageSettings(
+                engine=resolve_engine(engine_setting(engine, containers.get("engine"))),
+                source=str(images or containers.get("images") or "auto"),
+                base_image=base_image or containers.get("base_image"),
+                repo_mirror=self.repo_mirror,
+                network=self.network,
+                spec_overrides=dict(containers.get("spec_overrides") or {}),
+            )
         if backend == "local":
             # An unknown or unavailable guard, or no network without a guard, fails here, not per task.
             resolved = check_guard(self.guard, network=self.command_network)
@@ -300,6 +266,10 @@ class SweSuite:
             self.instances_origin = str(instances)
             loaded = load_instances(instances, limit=limit, shard=shard)
             chosen, self.warnings = loaded.instances, loaded.warnings
+            # The simulated agents (sim:swe-oracle ...) play models that know the gold patches.
+            from suites.swe.sim_agents import know_instances
+
+            know_instances(chosen)
             for warning in self.warnings[:5]:
                 print(f"warning: skipped instance {warning}", file=sys.stderr)
             if len(self.warnings) > 5:
@@ -368,9 +338,11 @@ class SweSuite:
         return out
 
     def _make_workspace(self, instance: Instance) -> TaskWorkspace:
-        if self.backend == "docker":
+        if self.images is not None:
             return DockerWorkspace.create(
                 instance,
+                ensure_image(instance, self.images),
+                engine=self.images.engine,
                 timeout_s=self.command_timeout_s,
                 max_output_bytes=self.max_output_bytes,
                 limits=self.limits,
@@ -389,16 +361,9 @@ class SweSuite:
             command_network=self.command_network,
         )
 
-    def _grading_workspaces(self) -> grading.WorkspaceFactory:
-        if self.backend == "docker":
-            limits, network = self.limits, self.command_network
-
-            def docker_factory(instance: Instance) -> DockerWorkspace:
-                return DockerWorkspace.create(instance, limits=limits, network=network)
-
-            # Every grading container of an instance is the same environment (for grading.base_check).
-            docker_factory.env_key = ("docker", repr(limits), network)  # type: ignore[attr-defined]
-            return docker_factory
+    def grading_workspaces(self) -> grading.WorkspaceFactory:
+        if self.images is not None:
+            return container_workspaces(self.images, limits=self.limits, network=self.grading_network)
         return grading.local_workspaces(
             repo_mirror=self.repo_mirror,
             network=self.network,
@@ -416,8 +381,8 @@ class SweSuite:
         there is nothing to do. Returns one line per thing removed."""
         removed = [f"cgroup {p}" for p in remove_stale_cgroups()]
         removed += [f"workspace {p}" for p in remove_stale_workspaces(self.workspace_dir)]
-        if self.backend == "docker":
-            removed += [f"container {c}" for c in remove_stale_containers()]
+        if self.images is not None:
+            removed += [f"container {c}" for c in remove_stale_containers(self.images.engine)]
         return removed
 
     def environment(self, task: Task) -> SweEnvironment:
@@ -455,7 +420,7 @@ class SweSuite:
                 resolved=False, grade_status="error", grade_reason=f"cannot take the model patch: {exc}"
             )
             return Grade(score=0.0, details=details, artifacts={"model_patch": ""})
-        workspaces = _TrackedWorkspaces(self._grading_workspaces())
+        workspaces = grading.CancellableWorkspaces(self.grading_workspaces())
         try:
             result = await asyncio.to_thread(
                 grading.grade,

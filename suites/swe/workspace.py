@@ -25,7 +25,7 @@ Only the history up to ``base_commit`` is fetched: later commits (the fix!)
 are not in the workspace's object store, so ``git log --all`` cannot leak it.
 
 `DockerWorkspace` offers the same methods on the ``/testbed`` checkout inside
-an official SWE-bench container. Both satisfy `TaskWorkspace`, which is all
+a container of the instance's image (official, or built by `suites.swe.images`). Both satisfy `TaskWorkspace`, which is all
 that grading and the scaffolds rely on. Git commands that touch the checkout
 after the agent has worked on it run through the execution backend (under the
 guard, with the scrubbed environment): the agent can write ``.git/config``, and
@@ -827,7 +827,7 @@ class Workspace(_GitCheckout):
 
 
 class DockerWorkspace(_GitCheckout):
-    """The ``/testbed`` checkout inside an official SWE-bench container."""
+    """The ``/testbed`` checkout inside a container of the instance's image."""
 
     def __init__(self, instance: Instance, backend: DockerBackend, *, repo_path: str = "/testbed") -> None:
         self.instance_id = instance.instance_id
@@ -849,9 +849,10 @@ class DockerWorkspace(_GitCheckout):
             )
 
     @classmethod
-    def create(cls, instance: Instance, **backend_options: object) -> DockerWorkspace:
-        """Start a container of the instance's SWE-bench image (UserError when Docker is missing)."""
-        backend = DockerBackend.for_instance(instance.instance_id, **backend_options)
+    def create(cls, instance: Instance, image: str, **backend_options: object) -> DockerWorkspace:
+        """Start a container of `image` (`suites.swe.images.ensure_image` gives the instance's);
+        UserError when no container engine runs."""
+        backend = DockerBackend(image, **backend_options)  # type: ignore[arg-type]
         try:
             return cls(instance, backend)
         except BaseException:
