@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all test-containers clean live-local local-model-start local-model-stop
+.PHONY: run test test-all test-containers test-cluster clean live-local local-model-start local-model-stop
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 # root with debootstrap for the base images (built once, then cached by the engine).
 test-containers: $(STAMP)
 	$(BIN)/pytest -q -m containers
+
+# `--executor ray` on a two-node Ray cluster started on loopback (marked `cluster`, ~1.5 min).
+test-cluster: $(STAMP)
+	$(BIN)/pytest -q -m cluster
 
 # Slow tests too (marked `slow`); the default run keeps them out. The opt-in
 # live_local and claude_code tests need `make local-model-start` / a `claude` binary.

@@ -136,8 +136,8 @@ def notes(data: RunData, rows: list[dict[str, Any]] | None = None, *, errors: bo
         )
     if data.orphaned_exchanges:
         out.append(
-            f"{data.orphaned_exchanges} exchanges belong to task attempts interrupted before --resume; "
-            "they reached the provider but are not in the task rows."
+            f"{data.orphaned_exchanges} exchanges belong to task attempts interrupted before --resume "
+            "or lost with a cluster node; they reached the provider but are not in the task rows."
         )
     if data.manifest.get("status") not in (None, "complete"):
         out.append(

@@ -134,6 +134,16 @@ class RunWriter:
     def session(self) -> int:
         return len(self.manifest.get("sessions", []))
 
+    def open_session(self, reason: str) -> int:
+        """Start a new session of this run, saying why in the manifest; return its number.
+
+        A task run whose attempt was lost (its cluster node died) runs again in a new session:
+        the lost attempt's exchanges stay in the ledger under the old one, where `read_run`
+        counts them apart, as it does those of task runs interrupted before `--resume`."""
+        self.manifest.setdefault("sessions", []).append({"started": now_iso(), "reason": reason})
+        self._write_manifest()
+        return self.session
+
     def _write_manifest(self) -> None:
         tmp = self.dir / (MANIFEST + ".tmp")
         text = self.scrub(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")

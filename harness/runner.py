@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import secrets
 import signal
 import sys
@@ -27,6 +28,7 @@ from harness.clients import BaseClient, ClientSettings, ModelSpec, make_client, 
 from harness.conversation import GenerateOptions, UserMessage
 from harness.errors import AmpbenchError, Interrupted, UserError
 from harness.loop import TaskOutcome, run_task
+from harness.pacing import Pacer, RatePacer
 from harness.records import Exchange, summarise
 from harness.redact import Scrubber
 from harness.results import RunData, RunWriter, completed_keys, git_sha, read_manifest, read_run, versions
@@ -77,6 +79,12 @@ class RunConfig:
     """Comma-separated fault kinds of the simulator (empty: all kinds)."""
     sim_url: str | None = None
     """A simulator already serving (`ampbench sim serve`) instead of one in this process."""
+    executor: str = "local"
+    """Where task runs run: `local` (this process) or `ray` (a Ray cluster; harness.ray_executor)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (`ray start --head`'s address); None starts a local one."""
+    rpm: float | None = None
+    """Requests per minute per provider, over all task runs (and all nodes of a cluster)."""
 
 
 def new_run_id(suite: str) -> str:
@@ -168,6 +176,99 @@ class ClientJudge:
         return turn.text
 
 
+def client_settings(
+    config: RunConfig, sink: Any, scrubber: Scrubber | None, pacer: Pacer | None = None
+) -> tuple[ClientSettings, Any]:
+    """The model clients' settings of a run (ledger sink, attempts, timeout, the request budget:
+    `pacer`, else one of `--rpm` for this process) and its CassetteStore (None when cassettes
+    are off), for this process's task runs."""
+    settings = ClientSettings(
+        sink=sink,
+        max_attempts=config.max_attempts,
+        timeout_s=config.timeout_s,
+        pacer=pacer or (RatePacer(config.rpm) if config.rpm else None),
+    )
+    if config.cassettes == "off":
+        return settings, None
+    # Imported here: vcrpy (and the HTTP libraries it patches) cost a live run's startup.
+    from harness.cassettes import CassetteStore, CassetteTransport
+
+    store = CassetteStore(Path(config.cassette_dir), config.suite, config.cassettes, scrubber=scrubber)
+    live = None if config.cassettes == "replay" else httpx2.AsyncHTTPTransport
+    settings.inner_transport = lambda: CassetteTransport(store, live() if live else None)
+    if config.cassettes == "replay":
+        settings.retry_wait_scale = 0.0
+    return settings, store
+
+
+async def execute_task_run(
+    config: RunConfig,
+    suite: Suite,
+    task: Task,
+    spec: ModelSpec,
+    repeat: int,
+    session: int,
+    client: BaseClient,
+    judge: ClientJudge | None,
+    sink: Any,
+    store: Any,
+    run_id: str,
+) -> tuple[dict[str, Any], Grade, str]:
+    """Run one task run to its end: environment, agent loop, grade, cassettes saved.
+    Returns its tasks.csv row, its grade (artifacts included) and its status; a failure of
+    the suite is an errored row, never an exception. Runs where the task run runs: in this
+    process, or on a cluster node (harness.ray_executor)."""
+    source = "replay" if config.cassettes == "replay" else ("sim" if spec.simulated else "live")
+    options = replace(task.options, stream=config.stream)
+    if config.max_tokens:
+        options = replace(options, max_tokens=config.max_tokens)
+    price = prices.price_for(spec.provider, spec.model)
+    started = time.monotonic()
+    env = None
+    try:
+        # Making an environment may block (a workspace checkout): keep the other task runs going.
+        env = await asyncio.to_thread(suite.environment, task)
+        outcome = await run_task(
+            task,
+            client,
+            env,
+            options=options,
+            tool_log=sink.tool_call,
+            price=(lambda turn: prices.cost_usd(price, turn.usage)) if price else None,
+            scaffold=suite.scaffold(task) if hasattr(suite, "scaffold") else None,
+        )
+        try:
+            grade = await suite.grade(task, outcome.transcript, env, judge)
+        except AmpbenchError as exc:
+            grade = Grade(score=None, details={"grade_error": str(exc)})
+    except Exception as exc:  # a bug in a suite must not take the whole run down
+        outcome = TaskOutcome(status="error", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
+        grade = Grade(score=None)
+    finally:
+        if env is not None:
+            await env.close()
+    outcome.wall_s = round(time.monotonic() - started, 3)
+    if store is not None:
+        store.save(spec.spec, task.id, repeat)
+    exchanges, tool_rows = sink.pop((task.id, spec.spec, repeat))
+    row = task_row(
+        run_id=run_id,
+        task=task,
+        spec=spec,
+        repeat=repeat,
+        session=session,
+        outcome=outcome,
+        grade=grade,
+        exchanges=exchanges,
+        tool_rows=tool_rows,
+        source=source,
+    )
+    return row, grade, outcome.status
+
+
+RAY_MISSING = "--executor ray needs Ray: pip install 'ampbench[ray]'"
+
+
 def _sim_url(spec: ModelSpec, url: str) -> ModelSpec:
     return replace(spec, base_url=url if spec.wire == "anthropic" else url + "/v1")
 
@@ -256,6 +357,14 @@ class Runner:
             raise UserError("--repeats must be at least 1")
         if config.concurrency < 1:
             raise UserError("--concurrency must be at least 1")
+        if config.executor not in ("local", "ray"):
+            raise UserError(f"unknown executor {config.executor!r} (available: local, ray)")
+        if config.executor == "ray" and importlib.util.find_spec("ray") is None:
+            raise UserError(RAY_MISSING)
+        if config.ray_address is not None and config.executor != "ray":
+            raise UserError("--ray-address is for --executor ray")
+        if config.rpm is not None and not config.rpm > 0:
+            raise UserError(f"--rpm is a positive number of requests per minute (got {config.rpm})")
         if config.max_attempts < 1:
             raise UserError(f"--max-attempts must be at least 1 (got {config.max_attempts})")
         if not config.timeout_s > 0:
@@ -428,6 +537,20 @@ class Runner:
         writer.finish("complete", summarize=summarize)
         return run_dir
 
+    def _stop_on_sigterm(self) -> None:
+        """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled
+        from inside the event loop (never an exception raised at a random bytecode), task runs
+        in flight are cancelled, their environments closed, and the manifest says `interrupted`."""
+        main = asyncio.current_task()
+
+        def terminate() -> None:
+            self._terminated = True
+            if main is not None:
+                main.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+
     async def _run_all(
         self,
         suite: Suite,
@@ -438,18 +561,7 @@ class Runner:
         run_id: str,
     ) -> None:
         config = self.config
-        # SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled
-        # from inside the event loop (never an exception raised at a random bytecode), task runs
-        # in flight are cancelled, their environments closed, and the manifest says `interrupted`.
-        main = asyncio.current_task()
-
-        def terminate() -> None:
-            self._terminated = True
-            if main is not None:
-                main.cancel()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+        self._stop_on_sigterm()
         progress = _progress_bar() if self.show_progress else _NoProgress()
         bar = progress.add_task(f"{config.suite}", total=len(jobs), exchanges=0)
         # rich redraws on its own clock; with no bar shown there is nothing to update per exchange.
@@ -457,22 +569,7 @@ class Runner:
             writer,
             on_exchange=(lambda: progress.update(bar, exchanges=sink.total)) if self.show_progress else None,
         )
-        settings = ClientSettings(sink=sink, max_attempts=config.max_attempts, timeout_s=config.timeout_s)
-        store = None
-        if config.cassettes != "off":
-            # Imported here: vcrpy (and the HTTP libraries it patches) cost a live run's startup.
-            from harness.cassettes import CassetteStore, CassetteTransport
-
-            store = CassetteStore(
-                Path(config.cassette_dir),
-                config.suite,
-                config.cassettes,
-                scrubber=writer.scrub,
-            )
-            live = None if config.cassettes == "replay" else httpx2.AsyncHTTPTransport
-            settings.inner_transport = lambda: CassetteTransport(store, live() if live else None)
-            if config.cassettes == "replay":
-                settings.retry_wait_scale = 0.0
+        settings, store = client_settings(config, sink, writer.scrub)
         self.store = store
         clients = {s.spec: make_client(s, settings) for s in specs}
         judge = ClientJudge(make_client(judge_spec, settings)) if judge_spec else None
@@ -519,54 +616,10 @@ class Runner:
         writer: RunWriter,
         run_id: str,
     ) -> None:
-        config = self.config
-        source = "replay" if config.cassettes == "replay" else ("sim" if spec.simulated else "live")
-        options = replace(task.options, stream=config.stream)
-        if config.max_tokens:
-            options = replace(options, max_tokens=config.max_tokens)
-        price = prices.price_for(spec.provider, spec.model)
-        started = time.monotonic()
-        env = None
-        try:
-            # Making an environment may block (a workspace checkout): keep the other task runs going.
-            env = await asyncio.to_thread(suite.environment, task)
-            outcome = await run_task(
-                task,
-                client,
-                env,
-                options=options,
-                tool_log=sink.tool_call,
-                price=(lambda turn: prices.cost_usd(price, turn.usage)) if price else None,
-                scaffold=suite.scaffold(task) if hasattr(suite, "scaffold") else None,
-            )
-            try:
-                grade = await suite.grade(task, outcome.transcript, env, judge)
-            except AmpbenchError as exc:
-                grade = Grade(score=None, details={"grade_error": str(exc)})
-        except Exception as exc:  # a bug in a suite must not take the whole run down
-            outcome = TaskOutcome(status="error", stop_reason="error", error=f"{type(exc).__name__}: {exc}")
-            grade = Grade(score=None)
-        finally:
-            if env is not None:
-                await env.close()
-        outcome.wall_s = round(time.monotonic() - started, 3)
-        # An errored task run has no prediction: an empty patch would read as a real, failed attempt.
-        if hasattr(suite, "write_artifacts") and outcome.status != "error":
-            suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)
-        if self.store is not None:
-            self.store.save(spec.spec, task.id, repeat)
-        exchanges, tool_rows = sink.pop((task.id, spec.spec, repeat))
-        writer.task(
-            task_row(
-                run_id=run_id,
-                task=task,
-                spec=spec,
-                repeat=repeat,
-                session=session,
-                outcome=outcome,
-                grade=grade,
-                exchanges=exchanges,
-                tool_rows=tool_rows,
-                source=source,
-            )
+        row, grade, status = await execute_task_run(
+            self.config, suite, task, spec, repeat, session, client, judge, sink, self.store, run_id
         )
+        # An errored task run has no prediction: an empty patch would read as a real, failed attempt.
+        if hasattr(suite, "write_artifacts") and status != "error":
+            suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)
+        writer.task(row)

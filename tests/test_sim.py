@@ -8,6 +8,7 @@ the number of requests each test makes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -1067,3 +1068,17 @@ def test_profile_registry_lazy_entries() -> None:
         registry.register_lazy("bad", "suites.swe.sim_agents")
     del registry["ghost"]
     assert "ghost" not in registry
+
+
+def test_peak_in_flight_counts_requests_being_answered() -> None:
+    body = {"model": "terse", "messages": [{"role": "user", "content": "peak"}]}
+    with SimServer() as sim:
+        client = httpx2.Client(base_url=sim.url)
+        for _ in range(5):  # one after another: never two at once, however loaded the machine
+            client.post("/v1/chat/completions", json=body)
+        assert sim.stats()["peak_in_flight"] == 1
+        sim.reset()
+        assert sim.stats()["peak_in_flight"] == 0
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: httpx2.post(sim.url + "/v1/chat/completions", json=body), range(8)))
+        assert 1 <= sim.stats()["peak_in_flight"] <= 4

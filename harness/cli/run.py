@@ -103,6 +103,22 @@ def run(
             help="URL of a running `ampbench sim serve` to use for sim: models instead of an in-process one."
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="Where task runs run: local, or ray (a Ray cluster; pip install 'ampbench[ray]')."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="--executor ray: the cluster to join (host:port of `ray start --head`); default a local one."
+        ),
+    ] = None,
+    rpm: Annotated[
+        float | None,
+        typer.Option(
+            help="Requests per minute per provider, over all task runs (and all nodes of a cluster)."
+        ),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Finish an interrupted run in this directory.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -162,8 +178,16 @@ def run(
             sim_seed=sim_seed,
             sim_fault_kinds=sim_fault_kinds,
             sim_url=sim_url,
+            executor=executor,
+            ray_address=ray_address,
+            rpm=rpm,
         )
-    runner = Runner(config, resume_dir=resume, progress=progress)
+    if config.executor == "ray":
+        from harness.ray_executor import RayRunner
+
+        runner: Runner = RayRunner(config, resume_dir=resume, progress=progress)
+    else:
+        runner = Runner(config, resume_dir=resume, progress=progress)
     run_dir = runner.run()
     _print_report(run_dir, data=runner.data)
     console.print(f"results: {run_dir}")

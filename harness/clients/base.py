@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from harness import context, ledger
 from harness.conversation import GenerateOptions, Message, ModelTurn, ToolSpec
 from harness.errors import CassetteMiss, ProviderError
+from harness.pacing import Pacer
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -64,6 +65,8 @@ class ClientSettings:
     """Longest single wait between attempts, retry-after included."""
     inner_transport: Callable[[], httpx2.AsyncBaseTransport] | None = None
     """Factory of the transport below the ledger (cassettes plug in here); default: the network."""
+    pacer: Pacer | None = None
+    """Shared request budget per provider (requests per minute, retry-after for every caller)."""
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -212,7 +215,16 @@ class BaseClient:
                     "x-stainless-retry-count": str(attempt.retry_state.attempt_number - 1),
                     "x-ampbench-repeat": str(context.current().repeat),
                 }
-                return await self._send(content, stream, headers)
+                pacer = self.settings.pacer
+                if pacer is None:
+                    return await self._send(content, stream, headers)
+                await pacer.admit(self.spec.provider)
+                try:
+                    return await self._send(content, stream, headers)
+                except ProviderError as exc:
+                    if exc.retry_after is not None:
+                        pacer.hold(self.spec.provider, exc.retry_after * self.settings.retry_wait_scale)
+                    raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _wait(self, retry_state: Any) -> float:

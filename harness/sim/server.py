@@ -78,6 +78,9 @@ class _Stats:
         self.by_model: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.delay_s = 0.0
+        # Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.peak_in_flight = 0
         # How often each (body, repeat) was seen: the attempt number of the next one.
         self.seen: Counter[bytes] = Counter()
 
@@ -91,6 +94,15 @@ class _Stats:
             before = self.seen[body_key]
             self.seen[body_key] += 1
             return before
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def fault(self, kind: FaultKind, delay_s: float = 0.0) -> None:
         """A fault that changes no status (a slow response, delayed by `delay_s`)."""
@@ -115,12 +127,17 @@ class _Stats:
                     "faults": dict(self.faults),
                     # The ground truth for recorded latencies: what the server slept on purpose.
                     "injected_delay_ms": round(self.delay_s * 1000, 3),
+                    # For clients that promise a concurrency limit (a cluster's, say).
+                    "peak_in_flight": self.peak_in_flight,
                 }
             )
 
     def reset(self) -> None:
         with self._lock:
+            in_flight = self.in_flight
             self._reset_locked()
+            # A gauge, not a count: requests still being answered stay in flight.
+            self.in_flight = self.peak_in_flight = in_flight
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -205,7 +222,15 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
+        self.answered()
         self.wfile.write(data)
+
+    def answered(self) -> None:
+        """The request is answered: called before its last byte goes out (so a client that has
+        the whole response never finds it still counted in flight), once."""
+        done, self.on_answered = getattr(self, "on_answered", None), None
+        if done is not None:
+            done()
 
     def send_stream(
         self, frames: Iterable[bytes], headers: dict[str, str], *, drop_after: int | None = None
@@ -223,11 +248,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.flush()
+        self.answered()
         self.wfile.write(b"0\r\n\r\n")
 
     def drop(self) -> None:
         """Close the connection without another byte: no response, or an unfinished one."""
         self.close_connection = True
+        self.answered()
         with contextlib.suppress(OSError):
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -320,6 +347,14 @@ class SimServer:
         if path.startswith("/_sim/"):
             self._control(h, method, path)
             return
+        self._stats.enter()
+        h.on_answered = self._stats.leave
+        try:
+            self._answer(h, method, path, raw)
+        finally:
+            h.answered()
+
+    def _answer(self, h: _Handler, method: str, path: str, raw: bytes) -> None:
         try:
             body: Any = json.loads(raw) if raw else None
         except (json.JSONDecodeError, UnicodeDecodeError):
