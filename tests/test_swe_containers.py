@@ -136,7 +136,7 @@ def test_simulated_agents_on_real_instances_through_the_container_backend(
             "--instances",
             str(INSTANCES),
             "--task",
-            FLASK,
+            f"{FLASK},{MARSHMALLOW}",
             "--model",
             "sim:swe-oracle",
             "--model",
@@ -159,22 +159,25 @@ def test_simulated_agents_on_real_instances_through_the_container_backend(
         assert result.returncode == 0, result.stderr[-3000:]
         stats = server.stats()
     with open(out / "tasks.csv", newline="") as handle:
-        tasks = {row["model"]: row for row in csv.DictReader(handle)}
-    assert tasks["sim:swe-oracle"]["grade_status"] == "resolved"
-    assert tasks["sim:swe-flailer"]["grade_status"] == "unresolved"
+        tasks = {(row["task_id"], row["model"]): row for row in csv.DictReader(handle)}
+    for instance_id in (FLASK, MARSHMALLOW):
+        assert tasks[(instance_id, "sim:swe-oracle")]["grade_status"] == "resolved"
+        assert tasks[(instance_id, "sim:swe-flailer")]["grade_status"] == "unresolved"
     exchanges = [json.loads(line) for line in (out / "exchanges.jsonl").read_text().splitlines() if line]
     assert len(exchanges) == stats["requests"]
     assert sum(int(t["exchanges"]) for t in tasks.values()) == stats["requests"]
     # The oracle's patch is the gold patch, as the agent made it in the container.
     preds = {
-        json.loads(line)["model_name_or_path"]: json.loads(line) for line in (out / "preds.jsonl").open()
+        (p["instance_id"], p["model_name_or_path"]): p for p in map(json.loads, (out / "preds.jsonl").open())
     }
 
     def changed(patch: str) -> list[str]:
         return [line for line in patch.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 
-    assert changed(preds["sim:swe-oracle"]["model_patch"]) == changed(instances[FLASK].patch)
-    assert changed(preds["sim:swe-flailer"]["model_patch"]) != changed(instances[FLASK].patch)
+    for instance_id in (FLASK, MARSHMALLOW):
+        gold = changed(instances[instance_id].patch)
+        assert changed(preds[(instance_id, "sim:swe-oracle")]["model_patch"]) == gold
+        assert changed(preds[(instance_id, "sim:swe-flailer")]["model_patch"]) != gold
 
 
 def test_grade_command_validates_environments_and_grades_any_agents_predictions(engine, mirror, tmp_path):
