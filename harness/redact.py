@@ -100,3 +100,17 @@ class Scrubber:
         text = data.decode("utf-8", "surrogateescape")
         scrubbed = self(text)
         return data if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
+
+
+# Environment variable names that hold credentials: never passed on, always scrubbed.
+_SECRET_NAME = re.compile(
+    r"(^|_)(API_?KEY|KEY|KEYS|TOKEN|TOKENS|SECRET|SECRETS|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|COOKIE)(_|$)"
+    r"|^(AWS|AZURE|GOOGLE|GCLOUD|GCP|OPENAI|ANTHROPIC|GEMINI|MISTRAL|COHERE|GROQ|DEEPSEEK|OPENROUTER|XAI"
+    r"|HF|HUGGINGFACE|HUGGING_FACE|GITHUB|GH|GITLAB|NPM|PYPI|TWINE|DOCKER|SSH|GPG|VAULT|KUBE)_",
+    re.IGNORECASE,
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for environment variable names that look like they hold credentials."""
+    return bool(_SECRET_NAME.search(name))

@@ -16,6 +16,7 @@ import pytest
 from harness.errors import UserError
 from harness.results import read_manifest, read_run
 from harness.runner import RunConfig, Runner
+from tests.test_run_sim import task_counts as run_sim_task_counts
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.cluster
@@ -51,20 +52,12 @@ def run(runner: Runner) -> tuple[Path, dict]:
 
 
 def task_counts(run_dir: Path) -> dict[tuple[str, str, str], tuple]:
+    """The local-vs-simulator counts of test_run_sim, and the judge's exchanges."""
     with open(run_dir / "tasks.csv", newline="") as handle:
-        return {
-            (r["task_id"], r["model"], r["repeat"]): (
-                r["exchanges"],
-                r["retries"],
-                r["model_calls"],
-                r["tool_calls"],
-                r["input_tokens"],
-                r["output_tokens"],
-                r["score"],
-                r["judge_exchanges"],
-            )
-            for r in csv.DictReader(handle)
+        judged = {
+            (r["task_id"], r["model"], r["repeat"]): r["judge_exchanges"] for r in csv.DictReader(handle)
         }
+    return {key: (*counts, judged[key]) for key, counts in run_sim_task_counts(run_dir).items()}
 
 
 def ledger(run_dir: Path) -> int:

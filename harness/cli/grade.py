@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 from collections import Counter
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ console = Console(markup=False)  # reasons and ids are data, not markup
 err_console = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 FORMATS = ("table", "json")
-_SECRET_NAMES = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)")
 
 
 def grade_command(
@@ -97,7 +95,7 @@ def grade_command(
     ] = "table",
 ) -> None:
     """Grade predictions (or the gold patches) SWE-bench style, in ampbench's environments."""
-    from harness.redact import Scrubber
+    from harness.redact import Scrubber, is_secret_name
     from suites.swe import batch_grade
     from suites.swe.grading import read_predictions
     from suites.swe.instances import select
@@ -166,7 +164,7 @@ def grade_command(
     if not chosen.jobs:
         raise UserError("nothing to grade: no prediction matches an instance of " + str(instances))
 
-    scrub = Scrubber(v for k, v in os.environ.items() if _SECRET_NAMES.search(k))
+    scrub = Scrubber(v for k, v in os.environ.items() if is_secret_name(k))
     out_dir = out or Path("results") / f"grade-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     grades_path, report_path = out_dir / "grades.jsonl", out_dir / "report.json"
     if grades_path.exists():

@@ -19,7 +19,7 @@ import resource
 import shlex
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -156,7 +156,3 @@ def rlimit_flags(processes: int | None) -> list[str]:
 
 def label_filter(label: str) -> list[str]:
     return ["--filter", f"label={label}"]
-
-
-def env_flags(env: Mapping[str, str]) -> list[str]:
-    return [item for name, value in env.items() for item in ("-e", f"{name}={value}")]

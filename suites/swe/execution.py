@@ -101,6 +101,7 @@ from pathlib import Path
 from typing import IO, Literal, Protocol, TypedDict
 
 from harness.errors import AmpbenchError, UserError
+from harness.redact import is_secret_name
 from suites.swe.containers import Engine, cli_env, label_filter, resolve_engine, rlimit_flags
 from suites.swe.limits import (
     DEFAULT_LIMITS,
@@ -140,13 +141,6 @@ SECRET_HOME_PATHS = (
     ".huggingface",
     ".anthropic",
     ".openai",
-)
-
-_SECRET_NAME = re.compile(
-    r"(^|_)(API_?KEY|KEY|KEYS|TOKEN|TOKENS|SECRET|SECRETS|PASSWORD|PASSWD|PASSPHRASE|CREDENTIALS?|AUTH|COOKIE)(_|$)"
-    r"|^(AWS|AZURE|GOOGLE|GCLOUD|GCP|OPENAI|ANTHROPIC|GEMINI|MISTRAL|COHERE|GROQ|DEEPSEEK|OPENROUTER|XAI"
-    r"|HF|HUGGINGFACE|HUGGING_FACE|GITHUB|GH|GITLAB|NPM|PYPI|TWINE|DOCKER|SSH|GPG|VAULT|KUBE)_",
-    re.IGNORECASE,
 )
 
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -241,11 +235,6 @@ class Backend(Protocol):
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def is_secret_name(name: str) -> bool:
-    """True for environment variable names that look like they hold credentials."""
-    return bool(_SECRET_NAME.search(name))
 
 
 def scrubbed_env(
@@ -1230,15 +1219,6 @@ def docker_image_name(
     """The official SWE-bench evaluation image of an instance, e.g.
     swebench/sweb.eval.x86_64.django_1776_django-11099:latest (Docker forbids '__')."""
     return f"{namespace}/sweb.eval.{arch}.{instance_id.replace('__', '_1776_')}:{tag}".lower()
-
-
-def docker_engine_available(engine: str | None = None) -> bool:
-    """True when the container engine of `engine` (see `suites.swe.containers`) runs here."""
-    try:
-        resolve_engine(engine)
-    except UserError:
-        return False
-    return True
 
 
 # Run inside the container under `timeout -s KILL`: the command's output goes through

@@ -115,8 +115,8 @@ def default_ca_bundle() -> str | None:
 
 
 def cache_dir(settings: ImageSettings) -> Path:
-    base = settings.cache_dir or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(base) / "ampbench" / "images" if not settings.cache_dir else Path(base)
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    path = Path(settings.cache_dir or Path(cache_home) / "ampbench" / "images")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
