@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -18,6 +20,7 @@ import pytest
 
 from harness.errors import UserError
 from suites.swe import execution
+from suites.swe import workspace as workspace_module
 from suites.swe.execution import (
     BackendClosed,
     DockerBackend,
@@ -38,6 +41,7 @@ from suites.swe.limits import (
     cgroup_support,
     format_size,
     limits_from_config,
+    owner_tag,
     parse_size,
     remove_stale_cgroups,
 )
@@ -46,8 +50,11 @@ from suites.swe.workspace import (
     PatchError,
     Workspace,
     WorkspaceError,
+    build_repo_from_tree,
     find_in_mirror,
+    host_git,
     remove_stale_workspaces,
+    workspace_root,
 )
 from tests.conftest import REPO, fork_script, processes_with
 
@@ -471,6 +478,63 @@ def test_diff_has_new_and_deleted_files_but_no_caches(tmp_path: Path) -> None:
     with Workspace.create(LRUKIT, base_dir=tmp_path) as fresh:
         assert fresh.apply(patch) == "git apply"
         assert fresh.read_text("NOTES.txt") == "new\nmore\n"
+
+
+def test_bundled_checkouts_are_copies_of_one_commit(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(REPO / "suites/swe/projects/ampbench__lrukit-1/repo", tree)
+    built = build_repo_from_tree(tree, tmp_path / "built", message="m", date="2024-01-02T03:04:05+00:00")
+    templates = workspace_module._Templates()
+    a, b = tmp_path / "a", tmp_path / "b"
+    # The same commit as a fresh build, and a clean checkout (nothing staged, nothing new).
+    assert templates.copy(tree, a, message="m", date="2024-01-02T03:04:05+00:00") == built
+    assert templates.copy(tree, b, message="m", date="2024-01-02T03:04:05+00:00") == built
+    for checkout in (a, b):
+        assert host_git(["status", "--porcelain"], checkout).stdout == b""
+        assert host_git(["fsck", "--no-progress"], checkout).returncode == 0
+    # Copies, not links: what one task run writes, the other does not see.
+    (a / "README.md").write_text("changed\n")
+    assert (b / "README.md").read_text() != "changed\n"
+    assert host_git(["status", "--porcelain"], b).stdout == b""
+    # An edited tree is committed anew.
+    (tree / "README.md").write_text("edited upstream\n")
+    again = templates.copy(tree, tmp_path / "c", message="m", date="2024-01-02T03:04:05+00:00")
+    assert again != built
+    assert again == build_repo_from_tree(tree, tmp_path / "d", message="m", date="2024-01-02T03:04:05+00:00")
+
+
+@pytest.mark.skipif(workspace_module._memory_fs() is None, reason="no tmpfs at /dev/shm")
+def test_small_checkouts_live_in_memory_and_stale_ones_are_found_there() -> None:
+    memory = workspace_root(small=True)
+    assert memory.parent == Path(workspace_module.MEMORY_FS)
+    assert workspace_root().parent == Path(tempfile.gettempdir())
+    with Workspace.create(LRUKIT) as ws:
+        assert ws.root.parent == memory
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    root = memory / f"ampbench-swe-stale-{os.getpid()}"
+    (root / "repo").mkdir(parents=True)
+    tag = f"{owner_tag().split('-')[0]}-{dead.pid}-1"
+    Path(f"{root}.owner").write_text(json.dumps({"host": os.uname().nodename, "owner": tag, "pid": dead.pid}))
+    assert root in remove_stale_workspaces()
+    assert not root.exists()
+
+
+@pytest.mark.skipif(not GUARDS.get("bwrap"), reason="bwrap does not work here")
+@pytest.mark.skipif(workspace_module._memory_fs() is None, reason="no tmpfs at /dev/shm")
+def test_a_workspace_on_the_guards_scratch_tmpfs_outlives_its_clearing() -> None:
+    # bwrap gives commands a private /dev/shm and empties it after each command; a workspace
+    # under /dev/shm is bound onto it and must survive that.
+    with Workspace.create(LRUKIT, guard="bwrap") as ws:
+        assert os.fspath(ws.root).startswith(workspace_module.MEMORY_FS + "/")
+        first = ws.run(
+            "echo kept > kept.txt && echo gone > /dev/shm/junk && mkdir -p ../sibling && ls /dev/shm"
+        )
+        assert first["returncode"] == 0, first["output"]
+        second = ws.run("cat kept.txt; ls /dev/shm/junk ../sibling 2>&1 | wc -l; ls")
+        assert second["output"].splitlines()[:2] == ["kept", "2"], second["output"]
+        assert "lrukit" in second["output"]
+        assert ws.head_commit() == LRUKIT.base_commit
 
 
 def test_editor_paths_cannot_leave_the_workspace(tmp_path: Path) -> None:

@@ -626,3 +626,68 @@ def test_workspaces_are_removed_when_grading_fails(tmp_path: Path, monkeypatch: 
     row = read_tasks(run_dir)[0]
     assert row["status"] == "error" and "grader crashed" in row["error"]
     assert list((tmp_path / "workspaces").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- shared grades
+
+
+def _graded_patches(monkeypatch: pytest.MonkeyPatch, outcome: str | None = None) -> list[str]:
+    """The patches grading.grade really ran tests for; `outcome` forces that status."""
+    seen: list[str] = []
+    real = grading.grade
+
+    def spy(instance, patch, *args, **kwargs):
+        seen.append(patch)
+        result = real(instance, patch, *args, **kwargs)
+        if outcome is not None:
+            result.status, result.resolved = outcome, False
+        return result
+
+    monkeypatch.setattr(grading, "grade", spy)
+    return seen
+
+
+def _grade_all(suite: SweSuite, instance_id: str, edits: list[str | None]) -> list[dict]:
+    """Task runs of one instance, each with its own workspace (`edits`: text appended to the
+    package's __init__.py, or None for no change), graded concurrently."""
+    task = next(t for t in suite.tasks() if t.id == instance_id)
+    envs = [suite.environment(task) for _ in edits]
+    for env, edit in zip(envs, edits, strict=True):
+        assert env.workspace is not None
+        if edit is not None:
+            init = env.workspace.read_text("lrukit/__init__.py")
+            env.workspace.write_text("lrukit/__init__.py", init + edit)
+
+    async def scenario() -> list[dict]:
+        grades = await asyncio.gather(*(suite.grade(task, [], env, None) for env in envs))
+        for env in envs:
+            await env.close()
+        return [g.details for g in grades]
+
+    return asyncio.run(scenario())
+
+
+def test_identical_patches_share_one_test_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graded = _graded_patches(monkeypatch)
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    details = _grade_all(suite, "ampbench__lrukit-1", [None, "\n# a\n", None, "\n# a\n", "\n# b\n"])
+    # Three distinct patches (empty, # a, # b): three test runs for five task runs.
+    assert len(graded) == 3 and len(set(graded)) == 3
+    assert details[0] == details[2] and details[1] == details[3]
+    assert all(d["grade_status"] == "unresolved" for d in details)
+    assert details[0]["patch_bytes"] == 0 < details[1]["patch_bytes"]
+    # The setting off: every task run runs the tests.
+    graded.clear()
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    suite.share_grades = False
+    _grade_all(suite, "ampbench__lrukit-1", [None, None])
+    assert len(graded) == 2
+
+
+def test_a_timed_out_grade_is_not_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    graded = _graded_patches(monkeypatch, outcome="timeout")
+    suite = SweSuite(workspace_dir=tmp_path / "ws")
+    details = _grade_all(suite, "ampbench__lrukit-1", [None, None])
+    # A timeout may be the machine's, not the patch's: the second task run tries again.
+    assert len(graded) == 2
+    assert [d["grade_status"] for d in details] == ["timeout", "timeout"]

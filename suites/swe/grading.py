@@ -100,6 +100,9 @@ WorkspaceFactory = Callable[[Instance], AbstractContextManager[TaskWorkspace]]
 
 
 ENV_ERROR = "env_error"
+# Verdicts that the same patch on the same instance gets again: a timeout or an error may
+# not (a loaded machine, a workspace that could not be made).
+SHAREABLE = frozenset({"resolved", "unresolved", "patch_failed", "test_patch_failed", ENV_ERROR})
 GRADE_STATUSES = (
     "resolved",
     "unresolved",

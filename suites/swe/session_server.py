@@ -294,9 +294,10 @@ sleep) outlives a SIGKILL for long; the harness gives up on the command's output
 class Server:
     """The event loop: messages from the harness, and children that exited."""
 
-    def __init__(self, control: socket.socket, scratch: list[str]) -> None:
+    def __init__(self, control: socket.socket, scratch: list[str], root: str) -> None:
         self.control = control
         self.scratch = scratch
+        self.root = root
         self.pid = os.getpid()
         self.reapers: dict[int, tuple[str, socket.socket]] = {}
         self.by_id: dict[str, int] = {}
@@ -411,19 +412,26 @@ class Server:
         # A private /dev/shm (bwrap) outlives a command; empty it so that nothing but the
         # workspace carries over from one command to the next.
         for directory in self.scratch:
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    import shutil  # rarely needed: not worth its import time at every start
+            self._clear(directory)
 
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(path)
+    def _clear(self, directory: str) -> None:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            if path == self.root:
+                continue  # the workspace itself may live there (bound onto the scratch tmpfs)
+            if self.root.startswith(path + "/") and not os.path.islink(path):
+                self._clear(path)
+            elif os.path.isdir(path) and not os.path.islink(path):
+                import shutil  # rarely needed: not worth its import time at every start
+
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
 
 
 def main() -> None:
@@ -431,12 +439,13 @@ def main() -> None:
         _confine_main(sys.argv[2:])
         return
     control = socket.socket(fileno=int(sys.argv[1]))
-    # argv[2] is the workspace root: it names the session in `ps`, nothing more.
-    scratch = sys.argv[3:]
+    # argv[2] is the workspace root: it names the session in `ps`, and is kept when scratch
+    # directories are emptied.
+    root, scratch = os.path.realpath(sys.argv[2]), sys.argv[3:]
     _prctl(PR_SET_DUMPABLE, 0)
     # Orphans of a reaper that was killed come here (not to init) even without a PID namespace.
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    Server(control, scratch).serve()
+    Server(control, scratch, root).serve()
 
 
 if __name__ == "__main__":

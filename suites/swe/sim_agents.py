@@ -366,7 +366,10 @@ def explorer_plan(known: Known | None, mode: Mode, observations: list[str]) -> l
         Action(
             "bash",
             f"Let me find where `{word}` is defined and used.",
-            command=f"grep -rn {shlex.quote(word)} --include='*.py' .",
+            # git grep lists files in path order; `grep -r` in directory order, which differs
+            # between file systems (ext4 hashes names with a per-disk seed), so a recording
+            # would not replay on another machine.
+            command=f"git grep -n {shlex.quote(word)} -- '*.py'",
         )
     )
     plan.append(Action("bash", "Before changing anything, let me run the tests.", command=TEST_COMMAND))

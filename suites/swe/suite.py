@@ -14,7 +14,9 @@ the suite is made: a bad one is a one-line UserError before any task runs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
+import weakref
 from collections.abc import Mapping
 from functools import partial
 from importlib import resources
@@ -240,9 +242,17 @@ class SweSuite:
             for note in limit_enforcement(self.limits, resolved, network=self.command_network).notes:
                 _note_once(note)
         self.command_env = {str(k): str(v) for k, v in (env_config.get("env") or {}).items()}
-        self.grade_timeout_s = _positive(
-            _section(config, "grading").get("timeout_s", 600), "grading.timeout_s"
+        grading_config = _section(config, "grading")
+        self.grade_timeout_s = _positive(grading_config.get("timeout_s", 600), "grading.timeout_s")
+        self.share_grades = _flag(
+            grading_config.get("share_identical_patches", True), "grading.share_identical_patches"
         )
+        # (instance id, patch digest) -> a shared verdict; the locks its first grader holds,
+        # per event loop (a Ray worker runs each task run in a loop of its own).
+        self._shared_grades: dict[tuple[str, str], grading.GradeResult] = {}
+        self._grade_locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
         self.submit_sentinel: str | None = (
             str(self._scaffold_config["submit_sentinel"]) if scaffold == "bash-only" else None
         )
@@ -420,19 +430,7 @@ class SweSuite:
                 resolved=False, grade_status="error", grade_reason=f"cannot take the model patch: {exc}"
             )
             return Grade(score=0.0, details=details, artifacts={"model_patch": ""})
-        workspaces = grading.CancellableWorkspaces(self.grading_workspaces())
-        try:
-            result = await asyncio.to_thread(
-                grading.grade,
-                instance,
-                patch,
-                workspaces,
-                timeout_s=self.grade_timeout_s,
-            )
-        except asyncio.CancelledError:
-            # Cancelled (SIGTERM, Ctrl-C): the test run dies now and its workspace goes.
-            workspaces.cancel()
-            raise
+        result = await self._grade_patch(instance, patch)
         # A verdict needs tests that could run: env_error (and error) leave the score and
         # `resolved` unknown (empty), never 0, and grade_status / grade_reason say why.
         known = result.status not in (grading.ENV_ERROR, "error")
@@ -448,6 +446,37 @@ class SweSuite:
         )
         score = (1.0 if result.resolved else 0.0) if known else None
         return Grade(score=score, details=details, artifacts={"model_patch": patch})
+
+    async def _grade_patch(self, instance: Instance, patch: str) -> grading.GradeResult:
+        if not self.share_grades:
+            return await self._run_grade(instance, patch)
+        key = (instance.instance_id, hashlib.sha256(patch.encode("utf-8")).hexdigest())
+        # The first task run with this patch grades it; the others wait for its verdict
+        # rather than run the same tests beside it.
+        locks = self._grade_locks.setdefault(asyncio.get_running_loop(), {})
+        async with locks.setdefault(key, asyncio.Lock()):
+            shared = self._shared_grades.get(key)
+            if shared is not None:
+                return shared
+            result = await self._run_grade(instance, patch)
+            if result.status in grading.SHAREABLE:
+                self._shared_grades[key] = result
+            return result
+
+    async def _run_grade(self, instance: Instance, patch: str) -> grading.GradeResult:
+        workspaces = grading.CancellableWorkspaces(self.grading_workspaces())
+        try:
+            return await asyncio.to_thread(
+                grading.grade,
+                instance,
+                patch,
+                workspaces,
+                timeout_s=self.grade_timeout_s,
+            )
+        except asyncio.CancelledError:
+            # Cancelled (SIGTERM, Ctrl-C): the test run dies now and its workspace goes.
+            workspaces.cancel()
+            raise
 
     def write_artifacts(self, run_dir: Path, task: Task, model: str, repeat: int, grade: Grade) -> None:
         """Append the task run's prediction to preds.jsonl (SWE-bench's predictions format)."""

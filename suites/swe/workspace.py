@@ -44,6 +44,7 @@ removes it and kills whatever still runs in it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -86,7 +87,21 @@ _DIFF_EXCLUDES = (
 )
 # Repository-controlled git settings that could run programs (fsmonitor, hooks)
 # are switched off for every git call the harness makes on a checkout.
-SAFE_GIT = ("git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.pager=cat")
+# Housekeeping (auto gc, `git maintenance`) is off too: a throwaway checkout never needs it,
+# and it would start a process after every commit.
+SAFE_GIT = (
+    "git",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.pager=cat",
+    "-c",
+    "gc.auto=0",
+    "-c",
+    "maintenance.auto=false",
+)
 
 # Identity and clock of the commit that imports a bundled tree: fixed, so that
 # the commit hash is the same on every machine.
@@ -257,7 +272,8 @@ def build_repo_from_tree(
         "GIT_COMMITTER_EMAIL": email,
         "GIT_COMMITTER_DATE": date,
     }
-    _check(host_git(["init", "-q"], dst), "git init")
+    # No template: sample hooks (never run: hooksPath is /dev/null) would be files to copy.
+    _check(host_git(["init", "-q", "--template="], dst), "git init")
     _check(host_git(["symbolic-ref", "HEAD", "refs/heads/main"], dst), "git symbolic-ref")
     _check(host_git(["config", "core.autocrlf", "false"], dst), "git config")
     _check(host_git(["add", "-A", "."], dst, env=env), "git add")
@@ -321,6 +337,59 @@ def _fetch_commit(source: str, dest: Path, commit: str, *, timeout_s: float) -> 
         (dest / ".git" / "FETCH_HEAD").unlink()
 
 
+class _Templates:
+    """Each bundled tree is committed once per process, in a template checkout that every
+    workspace of it copies: a copy costs no git process, and gives the same commit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dir: str | None = None
+        self._built: dict[tuple[object, ...], tuple[Path, str]] = {}
+
+    def _root(self) -> str:
+        if self._dir is None:
+            # Named and owned like a workspace, so that remove_stale_workspaces reaps it when
+            # this process is killed; removed at exit otherwise.
+            fd, marker = tempfile.mkstemp(
+                prefix="ampbench-swe-templates-", suffix=OWNER_SUFFIX, dir=workspace_root(small=True)
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"host": _host(), "owner": owner_tag(), "pid": os.getpid()}, fh)
+            self._dir = marker[: -len(OWNER_SUFFIX)]
+            os.mkdir(self._dir, 0o700)
+            atexit.register(_remove_workspace, self._dir, marker)
+        return self._dir
+
+    def copy(self, tree: Path, dest: Path, *, message: str, date: str) -> str:
+        """Copy the committed `tree` to `dest` (which must not exist); return the commit."""
+        # The tree's file list with sizes and times: an edited tree is committed anew.
+        stamp = tuple(
+            (os.path.join(d, f), *_size_and_time(os.path.join(d, f)))
+            for d, _, files in sorted(os.walk(tree))
+            for f in sorted(files)
+        )
+        key = (os.fspath(tree), message, date, stamp)
+        with self._lock:
+            built = self._built.get(key)
+            if built is None:
+                where = Path(tempfile.mkdtemp(dir=self._root())) / "repo"
+                built = (where, build_repo_from_tree(tree, where, message=message, date=date))
+                # One pack instead of a file (and a directory) per object: creating files is
+                # most of a copy's cost on a busy file system.
+                _check(host_git(["repack", "-a", "-d", "-q"], where), "git repack")
+                self._built[key] = built
+        shutil.copytree(built[0], dest, symlinks=True)
+        return built[1]
+
+
+def _size_and_time(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+_bundled_templates = _Templates()
+
+
 def _materialize(
     instance: Instance,
     dest: Path,
@@ -333,7 +402,7 @@ def _materialize(
     """Create the checkout of `instance` at `dest`; return where it came from."""
     project = bundled_project_dir(instance.instance_id)
     if project is not None:
-        commit = build_repo_from_tree(
+        commit = _bundled_templates.copy(
             project / "repo",
             dest,
             message=bundled_commit_message(instance.repo, instance.version),
@@ -555,16 +624,58 @@ def _own_directory(path: Path) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid()
 
 
-def workspace_root() -> Path:
-    """Where workspaces are made by default: ``$TMPDIR/ampbench-workspaces`` (or, when another
-    user owns that, ``$TMPDIR/ampbench-workspaces-<uid>``)."""
-    tmp = Path(tempfile.gettempdir())
-    for candidate in (tmp / WORKSPACES_DIR, tmp / f"{WORKSPACES_DIR}-{os.geteuid()}"):
-        with contextlib.suppress(FileExistsError):
+# A RAM file system for small checkouts. Making files there costs the same whatever was
+# deleted before; on a disk file system it may not (ext4 without a journal skips every
+# inode freed in the last minutes, one by one: measured here, 0.6 ms a file after a few
+# thousand deletions, against 0.013 ms on tmpfs), and a SWE run makes and removes
+# thousands of files.
+MEMORY_FS = "/dev/shm"
+MEMORY_FS_MIN_FREE = 512 << 20
+
+
+def _private_dir(parent: Path) -> Path | None:
+    for candidate in (parent / WORKSPACES_DIR, parent / f"{WORKSPACES_DIR}-{os.geteuid()}"):
+        with contextlib.suppress(FileExistsError, PermissionError, FileNotFoundError):
             candidate.mkdir(mode=0o700)
         if _own_directory(candidate):
             return candidate
-    raise UserError(f"cannot make a private workspace directory in {tmp}; pass --workspace-dir")
+    return None
+
+
+def _memory_fs() -> Path | None:
+    """`MEMORY_FS` when it is a writable tmpfs with room to spare, else None."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            mounted = any(
+                f[1] == MEMORY_FS and f[2] == "tmpfs" for f in (ln.split() for ln in fh) if len(f) > 2
+            )
+        if not mounted or not os.access(MEMORY_FS, os.W_OK | os.X_OK):
+            return None
+        st = os.statvfs(MEMORY_FS)
+    except OSError:
+        return None
+    return Path(MEMORY_FS) if st.f_bavail * st.f_frsize >= MEMORY_FS_MIN_FREE else None
+
+
+def workspace_root(*, small: bool = False) -> Path:
+    """Where workspaces are made by default: ``$TMPDIR/ampbench-workspaces`` (or, when another
+    user owns that, ``$TMPDIR/ampbench-workspaces-<uid>``). `small` checkouts (the bundled
+    mini suite's, under a megabyte) go to ``/dev/shm/ampbench-workspaces`` when /dev/shm
+    is a tmpfs with room; a real repository could fill the machine's memory there."""
+    if small and (memory := _memory_fs()) is not None and (found := _private_dir(memory)) is not None:
+        return found
+    tmp = Path(tempfile.gettempdir())
+    found = _private_dir(tmp)
+    if found is None:
+        raise UserError(f"cannot make a private workspace directory in {tmp}; pass --workspace-dir")
+    return found
+
+
+def default_workspace_roots() -> list[Path]:
+    """Every directory `workspace_root` may choose here."""
+    roots = [workspace_root()]
+    small = workspace_root(small=True)
+    return roots if small in roots else [*roots, small]
 
 
 def _host() -> str:
@@ -597,18 +708,18 @@ def _kill_processes_in(root: str) -> None:
 
 
 def remove_stale_workspaces(base_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove the workspaces in `base_dir` (default: `workspace_root()`) whose owner process on
+    """Remove the workspaces in `base_dir` (default: `default_workspace_roots()`) whose owner process on
     this host is gone (it was killed with SIGKILL), with whatever still runs in them.
 
     Workspaces of live processes, and of other hosts (a shared file system), are left alone.
     Returns the roots removed. Cheap when there is nothing to do: safe to call at every start.
     """
-    base = Path(base_dir) if base_dir is not None else workspace_root()
+    bases = [Path(base_dir)] if base_dir is not None else default_workspace_roots()
     removed: list[Path] = []
-    try:
-        markers = sorted(base.glob(f"ampbench-swe-*{OWNER_SUFFIX}"))
-    except OSError:
-        return removed
+    markers: list[Path] = []
+    for base in bases:
+        with contextlib.suppress(OSError):
+            markers += sorted(base.glob(f"ampbench-swe-*{OWNER_SUFFIX}"))
     for marker in markers:
         try:
             owner = json.loads(marker.read_text(encoding="utf-8"))
@@ -705,7 +816,8 @@ class Workspace(_GitCheckout):
         every command (never secret-looking names); `limits` are the resource
         limits of every command.
         """
-        base = Path(base_dir) if base_dir is not None else workspace_root()
+        small = bundled_project_dir(instance.instance_id) is not None
+        base = Path(base_dir) if base_dir is not None else workspace_root(small=small)
         # The owner file first (its name is unique), then the root beside it: a workspace is
         # never without an owner, even if this process is killed right now.
         fd, marker = tempfile.mkstemp(
