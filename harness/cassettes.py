@@ -30,12 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from vcr.cassette import Cassette
-from vcr.errors import UnhandledHTTPRequestError
-from vcr.persisters.filesystem import FilesystemPersister
-from vcr.record_mode import RecordMode
-from vcr.request import Request as VcrRequest
-from vcr.serializers import jsonserializer
+
+from harness.imports import VCR_PATCH_TARGETS, skipping
+
+with skipping(VCR_PATCH_TARGETS):  # cassettes only; vcrpy patches no library here
+    from vcr.cassette import Cassette
+    from vcr.errors import UnhandledHTTPRequestError
+    from vcr.persisters.filesystem import FilesystemPersister
+    from vcr.record_mode import RecordMode
+    from vcr.request import Request as VcrRequest
+    from vcr.serializers import jsonserializer
 
 from harness import context
 from harness.errors import CassetteDamaged, CassetteMiss

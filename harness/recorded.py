@@ -23,7 +23,11 @@ from urllib.parse import urlsplit
 
 import httpx2
 import yaml
-from vcr.serializers import yamlserializer
+
+from harness.imports import VCR_PATCH_TARGETS, skipping
+
+with skipping(VCR_PATCH_TARGETS):  # vcrpy's serializers only; it patches no library here
+    from vcr.serializers import yamlserializer
 
 from harness.wire import looks_like_sse
 

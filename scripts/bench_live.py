@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import csv
 import json
@@ -61,6 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[1]
 LIVE = ("ampbench", "httpx2", "sdk", "inspect")
 ALL = (*LIVE, "replay")
 BASELINE = "httpx2"
@@ -869,6 +871,10 @@ def main(argv: list[str] | None = None) -> int:
         warm_names = [n for n in names if n != "replay"]
         if "replay" in names and "ampbench" not in warm_names:
             warm_names.insert(0, "ampbench")  # its recording is what the replay plays
+        # Bytecode as an installed package has it: with PYTHONDONTWRITEBYTECODE set, every
+        # run would compile ampbench's modules from source again.
+        for package in ("harness", "suites"):
+            compileall.compile_dir(REPO / package, quiet=1)
         for name in warm_names:
             print(f"warm-up: {name} ...", flush=True)
             bench.run(name, size, warmup=True)

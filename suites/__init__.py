@@ -54,10 +54,13 @@ def _load(name: str, path: str) -> type:
 
 def get_suite(name: str, **options: Any) -> Suite:
     """Build the suite registered as `name`, passing `options` to its constructor."""
-    registry = available_suites()
-    path = registry.get(name)
+    # A built-in name wins over any entry point: no need to scan installed packages for it.
+    path = SUITES.get(name)
     if path is None:
-        raise UserError(f"unknown suite {name!r} (available: {', '.join(registry)})")
+        registry = available_suites()
+        path = registry.get(name)
+        if path is None:
+            raise UserError(f"unknown suite {name!r} (available: {', '.join(registry)})")
     cls = _load(name, path)
     # Check the options against the signature first: a TypeError raised inside
     # the constructor is a bug and must not be reported as the user's mistake.

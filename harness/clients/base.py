@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from harness import context, ledger
 from harness.conversation import GenerateOptions, Message, ModelTurn, ToolSpec
 from harness.errors import CassetteMiss, ProviderError
+from harness.imports import SDK_AIOHTTP_TRANSPORTS, skipping
 from harness.pacing import Pacer
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -146,7 +148,8 @@ class SdkPost:
 
 def _import(target: str) -> Any:
     module_name, _, name = target.partition(":")
-    return getattr(importlib.import_module(module_name), name)
+    with skipping(SDK_AIOHTTP_TRANSPORTS):
+        return getattr(importlib.import_module(module_name), name)
 
 
 def encode_body(request: dict[str, Any]) -> bytes:
@@ -178,11 +181,15 @@ class BaseClient:
     def http_client(self) -> httpx2.AsyncClient:
         """The SDK's HTTP client: the ledger transport over the network (or a cassette)."""
         if self._http is None:
-            inner = (
-                self.settings.inner_transport()
-                if self.settings.inner_transport
-                else httpx2.AsyncHTTPTransport()
-            )
+            if self.settings.inner_transport:
+                inner = self.settings.inner_transport()
+            elif (self.spec.base_url or "").startswith("http://"):
+                # Plain HTTP (the simulator, a local server) never does TLS: a context with no
+                # trust anchors spares loading the CA bundle (~20 ms), and would fail, not
+                # trust, if a redirect ever led to https.
+                inner = httpx2.AsyncHTTPTransport(verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+            else:
+                inner = httpx2.AsyncHTTPTransport()
             self._http = httpx2.AsyncClient(
                 transport=ledger.CountingTransport(inner, self.settings.sink),
                 timeout=httpx2.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
