@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import socket
 
 import pytest
@@ -96,3 +97,21 @@ def test_demo_is_the_main_job(tmp_path):
     assert any("(simulated)" in label for label in labels)
     assert any("SmolLM2" in label and "(simulated)" not in label for label in labels)
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == sorted(r.name for r in RUNS)
+
+
+def test_a_replay_gives_the_same_rows_whatever_its_concurrency(tmp_path, monkeypatch):
+    # `make run` replays with no more task runs at a time than cores (+1): the rows must not
+    # depend on that. snitch-sim has faults, retries and three wire formats.
+    run = next(r for r in RUNS if r.name == "snitch-sim")
+    assert run.config(ROOT, "replay", tmp_path).concurrency <= (os.cpu_count() or 1) + 1
+    assert run.config(ROOT, "record", tmp_path).concurrency == run.concurrency
+
+    def rows(concurrency: int) -> list[dict[str, str]]:
+        monkeypatch.setattr(os, "cpu_count", lambda: concurrency - 1)
+        out = committed.replay(run, ROOT, tmp_path / f"c{concurrency}")
+        with (out / "tasks.csv").open(newline="") as fh:
+            found = [{k: v for k, v in r.items() if k != "wall_s"} for r in csv.DictReader(fh)]
+        return sorted(found, key=lambda r: (r["task_id"], r["model"], r["repeat"]))
+
+    two, many = rows(2), rows(run.concurrency)
+    assert two == many and len(two) == len(run.models) * run.repeats * 4
