@@ -350,12 +350,7 @@ class _Templates:
         if self._dir is None:
             # Named and owned like a workspace, so that remove_stale_workspaces reaps it when
             # this process is killed; removed at exit otherwise.
-            fd, marker = tempfile.mkstemp(
-                prefix="ampbench-swe-templates-", suffix=OWNER_SUFFIX, dir=workspace_root(small=True)
-            )
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"host": _host(), "owner": owner_tag(), "pid": os.getpid()}, fh)
-            self._dir = marker[: -len(OWNER_SUFFIX)]
+            self._dir, marker = _owner_file("ampbench-swe-templates-", workspace_root(small=True))
             os.mkdir(self._dir, 0o700)
             atexit.register(_remove_workspace, self._dir, marker)
         return self._dir
@@ -682,6 +677,22 @@ def _host() -> str:
     return os.uname().nodename
 
 
+def _owner_file(prefix: str, base: str | os.PathLike[str]) -> tuple[str, str]:
+    """A new owner file in `base` naming this process; returns (the root beside it, its path).
+
+    `remove_stale_workspaces` reads these: a root whose owner is gone is removed.
+    """
+    fd, marker = tempfile.mkstemp(prefix=prefix, suffix=OWNER_SUFFIX, dir=base)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"host": _host(), "owner": owner_tag(), "pid": os.getpid()}, fh)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(marker)
+        raise
+    return marker[: -len(OWNER_SUFFIX)], marker
+
+
 def _remove_workspace(root: str, marker: str) -> None:
     _rmtree(root)
     with contextlib.suppress(FileNotFoundError):
@@ -820,13 +831,8 @@ class Workspace(_GitCheckout):
         base = Path(base_dir) if base_dir is not None else workspace_root(small=small)
         # The owner file first (its name is unique), then the root beside it: a workspace is
         # never without an owner, even if this process is killed right now.
-        fd, marker = tempfile.mkstemp(
-            prefix=f"ampbench-swe-{_slug(instance.instance_id)}-", suffix=OWNER_SUFFIX, dir=base
-        )
-        root = marker[: -len(OWNER_SUFFIX)]
+        root, marker = _owner_file(f"ampbench-swe-{_slug(instance.instance_id)}-", base)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"host": _host(), "owner": owner_tag(), "pid": os.getpid()}, fh)
             os.mkdir(root, 0o700)
             for sub in ("home", "tmp", ".ampbench"):
                 os.mkdir(os.path.join(root, sub))
