@@ -27,6 +27,7 @@ from harness import context, prices
 from harness.clients import BaseClient, ClientSettings, ModelSpec, make_client, parse_spec
 from harness.conversation import GenerateOptions, UserMessage
 from harness.errors import AmpbenchError, Interrupted, UserError
+from harness.imports import heap_frozen
 from harness.loop import TaskOutcome, run_task
 from harness.pacing import Pacer, RatePacer
 from harness.records import Exchange, summarise
@@ -573,6 +574,8 @@ class Runner:
         self.store = store
         clients = {s.spec: make_client(s, settings) for s in specs}
         judge = ClientJudge(make_client(judge_spec, settings)) if judge_spec else None
+        for client in [*clients.values(), *([judge.client] if judge else [])]:
+            client.load_sdk()  # before the heap is frozen below, so that the SDK is frozen too
         semaphore = asyncio.Semaphore(config.concurrency)
         session = writer.session
 
@@ -594,7 +597,9 @@ class Runner:
                     )
                 progress.advance(bar)
 
-        with progress:
+        # Everything loaded so far (libraries, SDK, suite, settings) outlives the task runs:
+        # the collector's full passes need not walk it again and again.
+        with progress, heap_frozen():
             try:
                 await asyncio.gather(*(one(t, s, r) for t, s, r in jobs))
             finally:

@@ -23,7 +23,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from harness import context, ledger
 from harness.conversation import GenerateOptions, Message, ModelTurn, ToolSpec
 from harness.errors import CassetteMiss, ProviderError
-from harness.imports import SDK_AIOHTTP_TRANSPORTS, skipping
+from harness.imports import (
+    SDK_AIOHTTP_TRANSPORTS,
+    SDK_TYPE_PACKAGES,
+    collector_paused,
+    lazy_packages,
+    skipping,
+)
 from harness.pacing import Pacer
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -148,7 +154,7 @@ class SdkPost:
 
 def _import(target: str) -> Any:
     module_name, _, name = target.partition(":")
-    with skipping(SDK_AIOHTTP_TRANSPORTS):
+    with skipping(SDK_AIOHTTP_TRANSPORTS), lazy_packages(SDK_TYPE_PACKAGES), collector_paused():
         return getattr(importlib.import_module(module_name), name)
 
 
@@ -249,6 +255,11 @@ class BaseClient:
     """How one request goes through the SDK client's `post`."""
     build_request: ClassVar[Callable[..., dict[str, Any]]]
     """`build_request(spec, system, messages, tools, options) -> dict`: the request body."""
+
+    def load_sdk(self) -> None:
+        """Import the SDK now: a run does it before its event loop starts (see `heap_frozen`)."""
+        for target in (self.sdk_class, self.sdk_post.response_type, self.sdk_post.stream_event):
+            _import(target)
 
     def _sdk_client(self) -> Any:
         if self._sdk is None:
