@@ -16,7 +16,7 @@ import platform
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -296,13 +296,21 @@ def read_jsonl(path: Path, warnings: list[str] | None = None) -> list[dict[str, 
     A torn last line (a crash mid-write) is skipped and said in `warnings`; any
     other line that is not a JSON object is a UserError naming the line.
     """
+    return list(iter_jsonl(path, warnings))
+
+
+def iter_jsonl(path: Path, warnings: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """`read_jsonl` one row at a time, so that a reader keeping less than whole rows holds less."""
     try:
         text = _read_text(path)
     except FileNotFoundError:
-        return []
-    torn = len(text) - (text.rfind("\n") + 1)
-    rows = []
-    for number, line in enumerate(text[: len(text) - torn].splitlines(), start=1):
+        return
+    end = text.rfind("\n") + 1
+    torn = len(text) - end
+    start, number = 0, 0
+    while start < end:
+        stop = text.index("\n", start)
+        line, start, number = text[start:stop], stop + 1, number + 1
         if not line.strip():
             continue
         try:
@@ -311,10 +319,9 @@ def read_jsonl(path: Path, warnings: list[str] | None = None) -> list[dict[str, 
             raise UserError(f"{path} line {number} is not JSON ({exc.msg}); the file is damaged") from None
         if not isinstance(row, dict):
             raise UserError(f"{path} line {number} is a JSON {type(row).__name__}, not a row object")
-        rows.append(row)
+        yield row
     if torn and warnings is not None:
         warnings.append(f"{path.name}: a torn last line ({torn} bytes, a crash mid-write) was left out")
-    return rows
 
 
 def read_tasks(path: Path, warnings: list[str] | None = None) -> list[dict[str, str]]:
@@ -409,7 +416,15 @@ def read_run(run_dir: str | Path) -> RunData:
     tasks = [
         {k: (None if v == "" else v) for k, v in r.items()} for r in read_tasks(run_dir / TASKS, warnings)
     ]
-    exchanges = [{k: r.get(k) for k in EXCHANGE_FIELDS} for r in read_jsonl(run_dir / EXCHANGES, warnings)]
+    # One object for each distinct short text (run id, model, task id, ...): a row holds references.
+    texts: dict[str, str] = {}
+
+    def shared(value: Any) -> Any:
+        return texts.setdefault(value, value) if isinstance(value, str) and len(value) <= 200 else value
+
+    exchanges = [
+        {k: shared(r.get(k)) for k in EXCHANGE_FIELDS} for r in iter_jsonl(run_dir / EXCHANGES, warnings)
+    ]
     if not exchanges and tasks and not (run_dir / EXCHANGES).exists():
         claimed = int(sum(n for n in (to_number(t.get("exchanges")) for t in tasks) if n == n))
         if claimed:
@@ -422,7 +437,7 @@ def read_run(run_dir: str | Path) -> RunData:
         row["session"] = _whole(row["session"])
         # Rows written before `sent` existed were all counted as exchanges.
         row["sent"] = row["sent"] is not False
-    tool_calls = read_jsonl(run_dir / TOOL_CALLS, warnings)
+    tool_calls = [{k: shared(v) for k, v in r.items()} for r in iter_jsonl(run_dir / TOOL_CALLS, warnings)]
 
     orphaned = 0
     if exchanges and tasks and "session" in tasks[0]:

@@ -136,3 +136,23 @@ def test_manifest_is_valid_json_at_every_step(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["models"] == ["sim:terse"] and "started" in manifest
     writer.finish()
+
+
+def test_read_run_rows_share_one_object_per_distinct_text(tmp_path):
+    # The end of a run loads its rows once; a long run's memory must not hold every copy
+    # of the run id, model and task id.
+    from harness.results import read_run
+
+    run_dir = tmp_path / "run"
+    writer = RunWriter(run_dir, {"run_id": "r"})
+    for attempt in (1, 2, 3):
+        writer.record(exchange("a", attempt=attempt))
+    writer.task(task_row("a"))
+    writer.close()
+    with open(run_dir / EXCHANGES, "a") as handle:
+        handle.write('{"run_id": "r", "task_')  # torn: still left out, and said
+    data = read_run(run_dir)
+    assert [row["attempt"] for row in data.exchanges] == [1, 2, 3]
+    first, *others = data.exchanges
+    assert all(row["model"] is first["model"] and row["task_id"] is first["task_id"] for row in others)
+    assert data.warnings and "torn last line" in data.warnings[0]
