@@ -437,7 +437,9 @@ def read_run(run_dir: str | Path) -> RunData:
         row["session"] = _whole(row["session"])
         # Rows written before `sent` existed were all counted as exchanges.
         row["sent"] = row["sent"] is not False
-    tool_calls = [{k: shared(v) for k, v in r.items()} for r in iter_jsonl(run_dir / TOOL_CALLS, warnings)]
+    tool_calls = [
+        {shared(k): shared(v) for k, v in r.items()} for r in iter_jsonl(run_dir / TOOL_CALLS, warnings)
+    ]
 
     orphaned = 0
     if exchanges and tasks and "session" in tasks[0]:

@@ -147,6 +147,8 @@ def test_read_run_rows_share_one_object_per_distinct_text(tmp_path):
     writer = RunWriter(run_dir, {"run_id": "r"})
     for attempt in (1, 2, 3):
         writer.record(exchange("a", attempt=attempt))
+    for step in (1, 2):
+        writer.tool_call({"task_id": "a", "model": "sim:terse", "repeat": 0, "step": step, "name": "bash"})
     writer.task(task_row("a"))
     writer.close()
     with open(run_dir / EXCHANGES, "a") as handle:
@@ -155,4 +157,8 @@ def test_read_run_rows_share_one_object_per_distinct_text(tmp_path):
     assert [row["attempt"] for row in data.exchanges] == [1, 2, 3]
     first, *others = data.exchanges
     assert all(row["model"] is first["model"] and row["task_id"] is first["task_id"] for row in others)
+    one, two = data.tool_calls
+    assert [row["step"] for row in data.tool_calls] == [1, 2]
+    assert list(one) == list(two)
+    assert all(a is b for a, b in zip(one, two, strict=True)) and one["name"] is two["name"]
     assert data.warnings and "torn last line" in data.warnings[0]
