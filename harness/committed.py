@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from harness.errors import UserError
-from harness.runner import RunConfig, Runner
+from harness.results import RunData
+from harness.runner import RunConfig, Runner, run_together
 
 INDEX = "runs.yaml"
 
@@ -41,10 +42,7 @@ class CommittedRun:
     def config(self, root: Path, mode: str, out: Path) -> RunConfig:
         concurrency = self.concurrency
         if mode == "replay":
-            # Replayed answers come at once, so a replay is local work (the SWE suite's commands
-            # and tests): more task runs at a time than cores only adds contention (measured on
-            # 2 cores: 8 at a time took a fifth more CPU than 3). The counts do not depend on it.
-            concurrency = min(concurrency, (os.cpu_count() or 1) + 1)
+            concurrency = min(concurrency, replay_slots())
         return RunConfig(
             suite=self.suite,
             models=list(self.models),
@@ -60,6 +58,16 @@ class CommittedRun:
             max_tokens=self.max_tokens,
             suite_options=dict(self.suite_options),
         )
+
+
+def replay_slots() -> int:
+    """Task runs replayed at a time: the cores, plus one.
+
+    Replayed answers come at once, so a replay is local work (the SWE suite's commands and
+    tests): more task runs at a time than cores only adds contention (measured on 2 cores:
+    8 at a time took a fifth more CPU than 3). The counts do not depend on it.
+    """
+    return (os.cpu_count() or 1) + 1
 
 
 def default_root() -> Path:
@@ -90,6 +98,15 @@ def load_index(root: Path) -> list[CommittedRun]:
 def replay(run: CommittedRun, root: Path, out: Path, *, progress: bool = False) -> Path:
     """Replay one committed run offline into `out`."""
     return Runner(run.config(root, "replay", out), progress=progress).run()
+
+
+def replay_all(runs: list[CommittedRun], root: Path, out: Path, *, concurrency: int) -> list[RunData]:
+    """Replay committed runs offline into `out/<name>`, all at once: their task runs share
+    `concurrency` slots (each run also keeps its own limit). The rows of each, as loaded
+    once for its summary (`read_run`), in order."""
+    runners = [Runner(run.config(root, "replay", out / run.name), progress=False) for run in runs]
+    run_together(runners, concurrency=concurrency)
+    return [r.data for r in runners if r.data is not None]
 
 
 def record(run: CommittedRun, root: Path, out: Path, *, progress: bool = True) -> Path:

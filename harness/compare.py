@@ -131,7 +131,9 @@ def _categorise(frame: Any, columns: tuple[str, ...]) -> Any:
 
 
 def load_runs(
-    paths: Iterable[str | Path], *, exchange_columns: Sequence[str] | None = ANALYSIS_EXCHANGE_COLUMNS
+    runs: Iterable[str | Path | RunData],
+    *,
+    exchange_columns: Sequence[str] | None = ANALYSIS_EXCHANGE_COLUMNS,
 ) -> Runs:
     """Load run directories into DataFrames spanning all of them.
 
@@ -144,11 +146,16 @@ def load_runs(
     >>> runs = load_runs(["results/run-a", "results/run-b"])
     >>> runs.tasks.groupby(["suite", "label"])["exchanges"].describe()
 
+    A run may also be given as its rows, as `harness.results.read_run` returned them (a run
+    that just finished): they are not read again.
+
     Raises `UserError` for a path that is not a run directory or is given twice.
     """
     import pandas as pd
 
-    paths = [Path(p) for p in paths]
+    given = list(runs)
+    read = [r if isinstance(r, RunData) else None for r in given]
+    paths = [Path(r.run_dir) if isinstance(r, RunData) else Path(r) for r in given]
     if not paths:
         raise UserError("no run directory given: pass one or more results/<run_id> directories")
     seen: dict[Path, Path] = {}
@@ -165,7 +172,7 @@ def load_runs(
     run_rows, task_parts, exchange_parts, tool_parts, manifests, orphaned = [], [], [], [], [], []
     warnings: list[list[str]] = []
     for run, path in enumerate(paths):
-        data = load(path)
+        data = load(path, rows=read[run])
         manifest = data.manifest
         tasks = metrics.normalise_tasks(data.tasks, run, path, manifest)
         # The task rows name the suite that groups them; the manifest speaks for a run without rows.

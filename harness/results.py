@@ -452,15 +452,17 @@ def read_run(run_dir: str | Path) -> RunData:
     return RunData(run_dir, manifest, tasks, exchanges, tool_calls, orphaned, warnings)
 
 
-def load(run_dir: str | Path) -> RunData:
-    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`): `read_run`'s rows.
+def load(run_dir: str | Path, *, rows: RunData | None = None) -> RunData:
+    """Load a run directory into DataFrames (`tasks`, `exchanges`, `tool_calls`): `read_run`'s rows,
+    or `rows` when the caller has read them already (a run that just finished).
 
     Damaged files raise a UserError naming the file and line; a torn last line
     (a crash mid-write) is left out and said in `warnings`.
     """
     import pandas as pd
 
-    rows = read_run(run_dir)
+    if rows is None:
+        rows = read_run(run_dir)
     tasks = pd.DataFrame(rows.tasks) if rows.tasks else pd.DataFrame(columns=list(TASK_COLUMNS))
     # Text cells as pandas would read them from CSV: empty is missing, numbers are numbers.
     for col in tasks.columns:

@@ -337,6 +337,19 @@ class _NoProgress:
         return None
 
 
+@dataclass
+class _Started:
+    """A run whose directory and writer exist, and the task runs it still has to do."""
+
+    suite: Suite
+    jobs: list[tuple[Task, ModelSpec, int]]
+    specs: list[ModelSpec]
+    judge_spec: ModelSpec | None
+    writer: RunWriter
+    run_id: str
+    run_dir: Path
+
+
 class Runner:
     """Runs one configured run to the end (or to an interrupt) and writes its files."""
 
@@ -350,6 +363,10 @@ class Runner:
         self._terminated = False
         self.data: RunData | None = None
         """The finished run as loaded for summary.md (None until `run` completes)."""
+        self._main: asyncio.Task[Any] | None = None
+        """The task SIGTERM cancels: the one running every run of `run_together`."""
+        self._shared: asyncio.Semaphore | None = None
+        """Slots the task runs of this run share with those of other runs (`run_together`)."""
 
     def prepare(self) -> tuple[Suite, list[Task], list[ModelSpec], ModelSpec | None]:
         """Validate everything before a directory is created: bad input leaves nothing behind."""
@@ -443,7 +460,12 @@ class Runner:
         return specs, judge
 
     def run(self) -> Path:
-        suite, tasks, specs, judge_spec = self.prepare()
+        """Run to the end (or to an interrupt) and write the run directory; its path."""
+        return run_together([self])[0]
+
+    def _begin(self, prepared: tuple[Suite, list[Task], list[ModelSpec], ModelSpec | None]) -> _Started:
+        """Create the run directory and its writer; the task runs still to do."""
+        suite, tasks, specs, judge_spec = prepared
         config = self.config
         # What an earlier run killed with SIGKILL left behind (workspaces, their processes).
         for line in getattr(suite, "clean_stale", lambda: [])():
@@ -488,18 +510,13 @@ class Runner:
         scrubber = Scrubber(s.api_key for s in [*specs, judge_spec] if s is not None)
         for s in [*specs, judge_spec]:
             scrubber.add_url(s.base_url if s is not None else None)
-        try:
-            writer = RunWriter(
-                run_dir,
-                manifest,
-                extra_task_columns=extra,
-                resume=self.resume_dir is not None,
-                scrubber=scrubber,
-            )
-        except BaseException:
-            if self._sim is not None:
-                self._sim.stop()
-            raise
+        writer = RunWriter(
+            run_dir,
+            manifest,
+            extra_task_columns=extra,
+            resume=self.resume_dir is not None,
+            scrubber=scrubber,
+        )
         for line in writer.repaired:
             print(f"note: {line}; its task run runs again", file=sys.stderr)
         # Read under the run's lock: what another process finished before it is not run twice.
@@ -512,22 +529,16 @@ class Runner:
             if (task.id, spec.spec, r) not in done
         ]
         self._terminated = False
-        try:
-            asyncio.run(self._run_all(suite, jobs, specs, judge_spec, writer, run_id))
-        except BaseException as exc:
-            writer.finish("interrupted")
-            message = (
-                f"run interrupted: {len(completed_keys(run_dir))} task runs are in {run_dir}; "
-                f"finish it with: ampbench run --resume {run_dir}"
-            )
-            stopped = isinstance(exc, asyncio.CancelledError) and self._terminated
-            if isinstance(exc, KeyboardInterrupt) or stopped:
-                raise Interrupted(message) from None
-            print(message, file=sys.stderr)
-            raise
-        finally:
-            if self._sim is not None:
-                self._sim.stop()
+        return _Started(suite, jobs, specs, judge_spec, writer, run_id, run_dir)
+
+    def _interrupted(self, started: _Started) -> str:
+        started.writer.finish("interrupted")
+        return (
+            f"run interrupted: {len(completed_keys(started.run_dir))} task runs are in {started.run_dir}; "
+            f"finish it with: ampbench run --resume {started.run_dir}"
+        )
+
+    def _end(self, started: _Started) -> Path:
         from harness.report import summary_markdown
 
         def summarize(directory: Path) -> str:
@@ -535,14 +546,19 @@ class Runner:
             self.data = read_run(directory)
             return summary_markdown(self.data)
 
-        writer.finish("complete", summarize=summarize)
-        return run_dir
+        started.writer.finish("complete", summarize=summarize)
+        return started.run_dir
+
+    def _stop_simulator(self) -> None:
+        if self._sim is not None:
+            self._sim.stop()
+            self._sim = None
 
     def _stop_on_sigterm(self) -> None:
         """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled
         from inside the event loop (never an exception raised at a random bytecode), task runs
         in flight are cancelled, their environments closed, and the manifest says `interrupted`."""
-        main = asyncio.current_task()
+        main = self._main or asyncio.current_task()
 
         def terminate() -> None:
             self._terminated = True
@@ -580,7 +596,7 @@ class Runner:
         session = writer.session
 
         async def one(task: Task, spec: ModelSpec, repeat: int) -> None:
-            async with semaphore:
+            async with semaphore, self._shared or contextlib.nullcontext():
                 with context.bind(
                     run_id=run_id,
                     task_id=task.id,
@@ -628,3 +644,50 @@ class Runner:
         if hasattr(suite, "write_artifacts") and status != "error":
             suite.write_artifacts(writer.dir, task, spec.spec, repeat, grade)
         writer.task(row)
+
+
+def run_together(runners: list[Runner], *, concurrency: int | None = None) -> list[Path]:
+    """Run several runs at once, in one event loop; their directories, in order.
+
+    Each run keeps its own concurrency. With `concurrency`, the task runs of all of them
+    also draw on that many shared slots: a run with one slot (a local model's) or a short one
+    then overlaps the others instead of leaving the machine idle before or after them. Every
+    run is validated before any directory is written, each is finished as soon as its last
+    task run is, and an interrupt ends those still going as `interrupted`.
+    """
+    if sum(r.show_progress for r in runners) > 1:
+        raise ValueError("one progress display at a time: run the others with progress=False")
+    prepared = [r.prepare() for r in runners]
+    started: list[tuple[Runner, _Started]] = []
+    finished: set[int] = set()
+
+    async def one(runner: Runner, run: _Started) -> Path:
+        await runner._run_all(run.suite, run.jobs, run.specs, run.judge_spec, run.writer, run.run_id)
+        runner._stop_simulator()
+        path = runner._end(run)
+        finished.add(id(runner))
+        return path
+
+    async def main() -> list[Path]:
+        shared = asyncio.Semaphore(concurrency) if concurrency else None
+        for runner, _ in started:
+            runner._main, runner._shared = asyncio.current_task(), shared
+        return list(await asyncio.gather(*(one(runner, run) for runner, run in started)))
+
+    try:
+        for runner, inputs in zip(runners, prepared, strict=True):
+            started.append((runner, runner._begin(inputs)))
+        return asyncio.run(main())
+    except BaseException as exc:
+        going = [(runner, run) for runner, run in started if id(runner) not in finished]
+        messages = [runner._interrupted(run) for runner, run in going]
+        stopped = isinstance(exc, asyncio.CancelledError) and any(r._terminated for r, _ in started)
+        if isinstance(exc, KeyboardInterrupt) or stopped:
+            raise Interrupted("\n".join(messages) or "run interrupted") from None
+        for message in messages:
+            print(message, file=sys.stderr)
+        raise
+    finally:
+        for runner in runners:
+            runner._main = runner._shared = None
+            runner._stop_simulator()

@@ -15,6 +15,16 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def _unshared_grades():
+    """Each test grades for itself: verdicts are shared by every run of a process, and a test
+    that spies on or breaks the grader must not get another test's verdict."""
+    yield
+    suite = sys.modules.get("suites.swe.suite")
+    if suite is not None:
+        suite._SHARED_GRADES.clear()
+
+
 @pytest.fixture
 def shared_fixtures() -> Path:
     if not FIXTURES.is_dir():

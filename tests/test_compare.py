@@ -366,6 +366,19 @@ def test_numbers_equal_the_recount_from_the_files(mixed: list[Path]) -> None:
     assert pooled["requests"] == 12 + 6 and pooled["runs"] == ["run-a", "run-b"]
 
 
+def test_rows_already_read_load_as_their_directories_do(mixed: list[Path]) -> None:
+    from pandas.testing import assert_frame_equal
+
+    from harness.results import read_run
+
+    given = [read_run(mixed[0]), mixed[1], read_run(mixed[2])]
+    by_rows, by_paths = cmp.load_runs(given), cmp.load_runs(mixed)
+    for name in ("runs", "tasks", "exchanges", "tool_calls"):
+        assert_frame_equal(getattr(by_rows, name), getattr(by_paths, name))
+    with pytest.raises(UserError, match="given twice"):
+        cmp.load_runs([read_run(mixed[0]), mixed[0]])
+
+
 def test_unknown_tokens_stay_unknown_in_every_format(mixed: list[Path]) -> None:
     comparison = cmp.compare(cmp.load_runs(mixed), resamples=200)
     g = _group(comparison, "swe", "openai:gpt-y")

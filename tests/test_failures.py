@@ -99,6 +99,21 @@ def test_a_cassette_miss_is_an_errored_task_run_and_exit_1(tmp_path):
     assert model["errored"] == 1 and model["requests"] == 0 and model["exchanges_per_request"] is None
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--format", "yaml"], "unknown format 'yaml'"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+    ],
+)
+def test_demo_refuses_bad_options_before_replaying(tmp_path, args, said):
+    result = ampbench("demo", "--out", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {said}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_demo_exits_1_when_a_committed_run_errors(tmp_path):
     root = tmp_path / "cassettes"
     (root / "broken").mkdir(parents=True)

@@ -13,7 +13,7 @@ import os
 import subprocess
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -682,6 +682,42 @@ def test_identical_patches_share_one_test_run(tmp_path: Path, monkeypatch: pytes
     suite.share_grades = False
     _grade_all(suite, "ampbench__lrukit-1", [None, None])
     assert len(graded) == 2
+
+
+def test_runs_in_one_process_share_verdicts_only_in_the_same_test_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graded = _graded_patches(monkeypatch)
+    # Two runs (two suites) grading the same patch in the same environment: one test run.
+    for run in ("a", "b"):
+        _grade_all(SweSuite(workspace_dir=tmp_path / run), "ampbench__lrukit-1", ["\n# a\n"])
+    assert len(graded) == 1
+    # Another time limit, or another variable in the commands' environment: tested again.
+    other_limit = SweSuite(workspace_dir=tmp_path / "c")
+    other_limit.grade_timeout_s = 599
+    other_env = SweSuite(workspace_dir=tmp_path / "d")
+    other_env.command_env = {**other_env.command_env, "AMPBENCH_TEST_MARK": "1"}
+    for suite in (other_limit, other_env):
+        _grade_all(suite, "ampbench__lrukit-1", ["\n# a\n"])
+    assert len(graded) == 3
+
+
+def test_grade_key_names_everything_that_decides_a_verdict() -> None:
+    instance = next(i for i in bundled_instances() if i.instance_id == "ampbench__lrukit-1")
+    env = grading.local_workspaces(guard="auto", limits=None)
+    key = grading.grade_key(instance, "p", env, 600)
+    assert key == grading.grade_key(instance, "p", grading.local_workspaces(guard="auto", limits=None), 600)
+    assert key != grading.grade_key(instance, "q", env, 600)
+    assert key != grading.grade_key(instance, "p", env, 60)
+    assert key != grading.grade_key(instance, "p", grading.local_workspaces(guard="none", limits=None), 600)
+    for change in (
+        {"test_patch": instance.test_patch + "\n"},
+        {"fail_to_pass": instance.fail_to_pass[:-1]},
+        {"pass_to_pass": ()},
+        {"base_commit": "0" * 40},
+        {"version": "9.9"},
+    ):
+        assert key != grading.grade_key(replace(instance, **change), "p", env, 600), change
 
 
 def test_a_timed_out_grade_is_not_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -274,24 +274,34 @@ def demo(
         Path | None, typer.Option(help="Where the replayed runs go (default: a temp dir).")
     ] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json.")] = "table",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Task runs replayed at once, across all the committed runs (default: cores + 1)."),
+    ] = None,
 ) -> None:
     """The main job: replay the committed runs offline (no key, no network) and compare the models."""
     from harness import committed
-    from harness.compare import compare, load_runs, print_table, render
+    from harness.compare import FORMATS, compare, load_runs, print_table, render
 
+    if format not in FORMATS:
+        raise UserError(f"unknown format {format!r} (available: {', '.join(FORMATS)})")
+    if concurrency is None:
+        concurrency = committed.replay_slots()
+    if concurrency < 1:
+        raise UserError("--concurrency must be at least 1")
     root = cassette_dir or committed.default_root()
     runs = committed.load_index(root)
     out_root = out or Path(tempfile.mkdtemp(prefix="ampbench-demo-"))
-    run_dirs = []
     for run in runs:
         err_console.print(
             f"replaying {run.name}: {run.suite} × {', '.join(run.models)} × {run.repeats} repeats"
         )
-        run_dirs.append(committed.replay(run, root, out_root / run.name))
-    comparison = compare(load_runs(run_dirs), seed=0)
+    # All at once: the runs replayed one after another left a core idle at their starts and ends.
+    replayed = committed.replay_all(runs, root, out_root, concurrency=concurrency)
+    comparison = compare(load_runs(replayed), seed=0)
     if format == "table":
         print_table(comparison, console)
     else:
         print(render(comparison, format))
     err_console.print(f"replayed runs: {out_root}  (ampbench report DIR, ampbench compare DIR...)")
-    _exit_if_errored(run_dirs)
+    _exit_if_errored([Path(r.run_dir) for r in replayed])

@@ -166,7 +166,7 @@ def local_workspaces(**options: Any) -> WorkspaceFactory:
     """A factory of local workspaces; `options` go to `Workspace.create` (repo_mirror, guard, ...).
 
     Its `env_key` names the test environment it makes, so that factories with the same
-    settings share the base-commit check (`base_check`)."""
+    settings share the base-commit check (`base_check`) and verdicts (`grade_key`)."""
 
     def factory(instance: Instance) -> AbstractContextManager[TaskWorkspace]:
         return Workspace.create(instance, **options)
@@ -558,6 +558,17 @@ def _base_key(instance: Instance, factory: WorkspaceFactory, python: str, timeou
         env_key,
         python,
         timeout_s,
+    )
+
+
+def grade_key(instance: Instance, patch: str, factory: WorkspaceFactory, timeout_s: float) -> Hashable:
+    """What decides `grade`'s verdict: the whole instance (base, tests, test patch, spec), the
+    patch, the test environment and the time limit; graders that share verdicts key them by it."""
+    return (
+        getattr(factory, "env_key", factory),
+        timeout_s,
+        hashlib.sha256(repr(instance).encode("utf-8")).hexdigest(),
+        hashlib.sha256(patch.encode("utf-8")).hexdigest(),
     )
 
 

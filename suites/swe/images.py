@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -438,6 +438,8 @@ def container_workspaces(
             instance, ensure_image(instance, settings), engine=settings.engine, limits=limits, network=network
         )
 
-    # Every container of an instance's image is the same environment (for grading.base_check).
-    factory.env_key = ("container", str(settings.engine), repr(limits), network)  # type: ignore[attr-defined]
+    # Every container of an instance's image is the same environment (for grading.base_check
+    # and shared verdicts); the settings say which image that is.
+    image = repr([(f.name, getattr(settings, f.name)) for f in fields(settings) if f.name != "log"])
+    factory.env_key = ("container", image, repr(limits), network)  # type: ignore[attr-defined]
     return factory

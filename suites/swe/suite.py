@@ -14,10 +14,9 @@ the suite is made: a bad one is a one-line UserError before any task runs.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import sys
 import weakref
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -109,6 +108,14 @@ def _flag(value: Any, name: str) -> bool:
 
 
 _NOTED: set[str] = set()
+
+# Verdicts shared by every run in this process (`grading.grade_key`: the same instance, patch,
+# test environment and time limit), like the base-commit check; and the locks their first
+# graders hold, per event loop (a Ray worker runs each task run in a loop of its own).
+_SHARED_GRADES: dict[Hashable, grading.GradeResult] = {}
+_GRADE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _note_once(line: str) -> None:
@@ -247,12 +254,6 @@ class SweSuite:
         self.share_grades = _flag(
             grading_config.get("share_identical_patches", True), "grading.share_identical_patches"
         )
-        # (instance id, patch digest) -> a shared verdict; the locks its first grader holds,
-        # per event loop (a Ray worker runs each task run in a loop of its own).
-        self._shared_grades: dict[tuple[str, str], grading.GradeResult] = {}
-        self._grade_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
         self.submit_sentinel: str | None = (
             str(self._scaffold_config["submit_sentinel"]) if scaffold == "bash-only" else None
         )
@@ -448,23 +449,26 @@ class SweSuite:
         return Grade(score=score, details=details, artifacts={"model_patch": patch})
 
     async def _grade_patch(self, instance: Instance, patch: str) -> grading.GradeResult:
+        factory = self.grading_workspaces()
         if not self.share_grades:
-            return await self._run_grade(instance, patch)
-        key = (instance.instance_id, hashlib.sha256(patch.encode("utf-8")).hexdigest())
+            return await self._run_grade(instance, patch, factory)
+        key = grading.grade_key(instance, patch, factory, self.grade_timeout_s)
         # The first task run with this patch grades it; the others wait for its verdict
         # rather than run the same tests beside it.
-        locks = self._grade_locks.setdefault(asyncio.get_running_loop(), {})
+        locks = _GRADE_LOCKS.setdefault(asyncio.get_running_loop(), {})
         async with locks.setdefault(key, asyncio.Lock()):
-            shared = self._shared_grades.get(key)
+            shared = _SHARED_GRADES.get(key)
             if shared is not None:
                 return shared
-            result = await self._run_grade(instance, patch)
+            result = await self._run_grade(instance, patch, factory)
             if result.status in grading.SHAREABLE:
-                self._shared_grades[key] = result
+                _SHARED_GRADES[key] = result
             return result
 
-    async def _run_grade(self, instance: Instance, patch: str) -> grading.GradeResult:
-        workspaces = grading.CancellableWorkspaces(self.grading_workspaces())
+    async def _run_grade(
+        self, instance: Instance, patch: str, factory: grading.WorkspaceFactory
+    ) -> grading.GradeResult:
+        workspaces = grading.CancellableWorkspaces(factory)
         try:
             return await asyncio.to_thread(
                 grading.grade,
