@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
 
 from harness import committed  # noqa: E402
 from harness.cassettes import iter_cassette_files  # noqa: E402
+from suites.swe.suite import forget_shared_verdicts  # noqa: E402
 
 # Columns and fields whose values are measurements of time, not results.
 VOLATILE = re.compile(r"(latency|duration|wall|elapsed|ttft|time|started|ended|(^|_)ts$|_at$|_ms$|_s$)")
@@ -104,6 +105,8 @@ def replay_once(root: str, name: str, index: int, out_root: str) -> dict[str, An
     """One replay, in a worker process: its fingerprint and wall time."""
     runs = {r.name: r for r in committed.load_index(Path(root))}
     out = Path(out_root) / f"{name}-{index:03d}"
+    # A worker replays many times: each replay runs its own grading, as it would alone.
+    forget_shared_verdicts()
     started = time.monotonic()
     run_dir = committed.replay(runs[name], Path(root), out)
     wall = time.monotonic() - started

@@ -22,7 +22,7 @@ def _unshared_grades():
     yield
     suite = sys.modules.get("suites.swe.suite")
     if suite is not None:
-        suite._SHARED_GRADES.clear()
+        suite.forget_shared_verdicts()
 
 
 @pytest.fixture

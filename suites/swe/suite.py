@@ -43,7 +43,15 @@ from suites.swe.workspace import (
     remove_stale_workspaces,
 )
 
-__all__ = ["BACKENDS", "EXTRA_COLUMNS", "SCAFFOLDS", "SweSuite", "WorkspaceUnavailable", "load_config"]
+__all__ = [
+    "BACKENDS",
+    "EXTRA_COLUMNS",
+    "SCAFFOLDS",
+    "SweSuite",
+    "WorkspaceUnavailable",
+    "forget_shared_verdicts",
+    "load_config",
+]
 
 BACKENDS = ("local", "docker")
 EXTRA_COLUMNS: tuple[str, ...] = (
@@ -116,6 +124,12 @@ _SHARED_GRADES: dict[Hashable, grading.GradeResult] = {}
 _GRADE_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def forget_shared_verdicts() -> None:
+    """From now on, grade again what earlier runs of this process graded (a stress test that
+    checks every replay's grades, a test that spies on the grader)."""
+    _SHARED_GRADES.clear()
 
 
 def _note_once(line: str) -> None:
