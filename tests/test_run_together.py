@@ -15,14 +15,8 @@ from tests.test_run_sim import rows, sim_serve
 
 
 def config(out: Path, url: str, *models: str, repeats: int = 2, concurrency: int = 4) -> RunConfig:
-    return RunConfig(
-        suite="snitch",
-        models=list(models),
-        repeats=repeats,
-        concurrency=concurrency,
-        out=str(out),
-        sim_url=url,
-    )
+    # suite, models, repeats, concurrency; against the simulator served at `url`.
+    return RunConfig("snitch", list(models), repeats, concurrency, out=str(out), sim_url=url)
 
 
 def manifest(run_dir: Path) -> dict:
