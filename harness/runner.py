@@ -550,9 +550,9 @@ class Runner:
         return started.run_dir
 
     def _stop_simulator(self) -> None:
+        # Stopping twice is a no-op; the stopped simulator still answers for its counts (`stats`).
         if self._sim is not None:
             self._sim.stop()
-            self._sim = None
 
     def _stop_on_sigterm(self) -> None:
         """SIGTERM (a scheduler or `kill`) stops the run like Ctrl-C: the main task is cancelled

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,13 @@ def test_a_failing_run_ends_the_others_as_interrupted_but_not_the_finished(tmp_p
         "interrupted",
         "interrupted",
     ]
+
+
+def test_an_in_process_simulator_is_stopped_and_still_gives_its_count(tmp_path):
+    run = RunConfig("snitch", ["sim:terse"], 2, 4, out=str(tmp_path / "a"), sim_faults=0.3, sim_seed=3)
+    runner = Runner(run, progress=False)
+    run_dir = runner.run()
+    assert runner._sim is not None and runner._sim.url  # the run's own simulator, stopped at its end
+    with pytest.raises(OSError):
+        urllib.request.urlopen(runner._sim.url + "/_sim/stats", timeout=5)
+    assert len(rows(run_dir / "exchanges.jsonl")) == runner._sim.stats()["requests"] > 8
