@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from harness.errors import UserError
-from harness.results import RunData
+from harness.results import RunData, read_run
 from harness.runner import RunConfig, Runner, run_together
 
 INDEX = "runs.yaml"
@@ -105,8 +105,9 @@ def replay_all(runs: list[CommittedRun], root: Path, out: Path, *, concurrency: 
     `concurrency` slots (each run also keeps its own limit). The rows of each, as loaded
     once for its summary (`read_run`), in order."""
     runners = [Runner(run.config(root, "replay", out / run.name), progress=False) for run in runs]
-    run_together(runners, concurrency=concurrency)
-    return [r.data for r in runners if r.data is not None]
+    paths = run_together(runners, concurrency=concurrency)
+    # Every finished runner holds its rows; reading the directory is only the typed fallback.
+    return [runner.data or read_run(path) for runner, path in zip(runners, paths, strict=True)]
 
 
 def record(run: CommittedRun, root: Path, out: Path, *, progress: bool = True) -> Path:

@@ -659,13 +659,13 @@ def run_together(runners: list[Runner], *, concurrency: int | None = None) -> li
         raise ValueError("one progress display at a time: run the others with progress=False")
     prepared = [r.prepare() for r in runners]
     started: list[tuple[Runner, _Started]] = []
-    finished: set[int] = set()
+    finished: set[Runner] = set()
 
     async def one(runner: Runner, run: _Started) -> Path:
         await runner._run_all(run.suite, run.jobs, run.specs, run.judge_spec, run.writer, run.run_id)
         runner._stop_simulator()
         path = runner._end(run)
-        finished.add(id(runner))
+        finished.add(runner)
         return path
 
     async def main() -> list[Path]:
@@ -679,7 +679,7 @@ def run_together(runners: list[Runner], *, concurrency: int | None = None) -> li
             started.append((runner, runner._begin(inputs)))
         return asyncio.run(main())
     except BaseException as exc:
-        going = [(runner, run) for runner, run in started if id(runner) not in finished]
+        going = [(runner, run) for runner, run in started if runner not in finished]
         messages = [runner._interrupted(run) for runner, run in going]
         stopped = isinstance(exc, asyncio.CancelledError) and any(r._terminated for r, _ in started)
         if isinstance(exc, KeyboardInterrupt) or stopped:
