@@ -14,6 +14,7 @@ import tempfile
 import textwrap
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ from suites.swe.workspace import (
     PatchError,
     Workspace,
     WorkspaceError,
+    _retry_removal,
+    _rmtree,
     build_repo_from_tree,
     find_in_mirror,
     host_git,
@@ -852,3 +855,26 @@ def test_workspaces_of_a_killed_harness_are_found_and_removed(tmp_path: Path, gu
     finally:
         live.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_removal_survives_a_second_remover_and_unreadable_directories(tmp_path: Path) -> None:
+    # Two ampbench runs starting at once both clean the same stale workspace: what one removed,
+    # the other's walk no longer finds. Seen as a traceback (`os.open` retried without flags).
+    gone = tmp_path / "gone"
+    _retry_removal(os.open, os.fspath(gone), (FileNotFoundError, FileNotFoundError(gone), None))
+    # A directory rmtree could not open or list is walked again once it can be.
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("x")
+    _retry_removal(os.open, os.fspath(tree / "a"), (PermissionError, PermissionError(), None))
+    assert not (tree / "a").exists()
+    # Many removers of one big tree at once: no error escapes, nothing is left.
+    for round_ in range(3):
+        root = tmp_path / f"ws{round_}"
+        for i in range(40):
+            (root / f"d{i}" / "sub").mkdir(parents=True)
+            for j in range(10):
+                (root / f"d{i}" / "sub" / f"f{j}").write_text("x")
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(_rmtree, [os.fspath(root)] * 4))
+        assert not root.exists()

@@ -57,10 +57,10 @@ import sys
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.errors import AmpbenchError, UserError
 from suites.swe.execution import (
@@ -446,18 +446,28 @@ def _materialize(
     )
 
 
-def _rmtree(path: str) -> None:
-    def make_writable_and_retry(func, target, _exc_info) -> None:  # type: ignore[no-untyped-def]
-        # The agent may have removed write permission from directories it created.
-        with contextlib.suppress(OSError):
-            parent = os.path.dirname(target)
-            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
-            os.chmod(target, os.stat(target).st_mode | stat.S_IWUSR)
-        with contextlib.suppress(OSError):
+def _retry_removal(func: Callable[..., Any], target: str, exc_info: Any) -> None:
+    """`shutil.rmtree`'s error handler: what failed to go, made removable and removed again."""
+    if isinstance(exc_info[1], FileNotFoundError):
+        return  # gone already: another process cleaning the same stale workspace got there first
+    # The agent may have taken write (or read and search) permission from what it created.
+    with contextlib.suppress(OSError):
+        parent = os.path.dirname(target)
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+        mode = os.lstat(target).st_mode
+        if not stat.S_ISLNK(mode):
+            os.chmod(target, mode | (stat.S_IRWXU if stat.S_ISDIR(mode) else stat.S_IWUSR))
+    with contextlib.suppress(OSError):
+        if func in (os.unlink, os.remove, os.rmdir):
             func(target)
+        elif os.path.isdir(target) and not os.path.islink(target):
+            # A directory rmtree could not open or list: its own walk, now that it can.
+            shutil.rmtree(target, ignore_errors=True)
 
+
+def _rmtree(path: str) -> None:
     if os.path.lexists(path):
-        shutil.rmtree(path, onerror=make_writable_and_retry)
+        shutil.rmtree(path, onerror=_retry_removal)
 
 
 # --------------------------------------------------------------------------- patches
